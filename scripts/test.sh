@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: restore, build, test. Prints "N passed, N failed, N skipped" last
+# and exits non-zero on any failure. Storage emulators (Azurite, s3rver) are installed from npm
+# into .tools/ and started here on 127.0.0.1 for the duration of the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/test-services.sh start
+trap 'scripts/test-services.sh stop' EXIT
+
+log=$(mktemp)
+set +e
+dotnet test GraphFunctions.slnx --nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# Sum the runner's per-assembly summaries ("Failed: a, Passed: b, Skipped: c, Total: d").
+read -r passed failed skipped < <(grep -Eo 'Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" |
+  awk -F'[:,]' '{f+=$2; p+=$4; s+=$6} END {printf "%d %d %d\n", p, f, s}')
+rm -f "$log"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi
