@@ -1,0 +1,44 @@
+namespace GraphFunctions.Configuration;
+
+/// <summary>
+/// Every application setting the app reads, in one place. local.settings.example.json and the
+/// Bicep app settings must list exactly these (a test compares them).
+/// </summary>
+public static class SettingNames
+{
+    // Functions host and storage
+    public const string FunctionsWorkerRuntime = "FUNCTIONS_WORKER_RUNTIME";
+    public const string WebJobsStorage = "AzureWebJobsStorage";
+    public const string AppInsightsConnection = "APPLICATIONINSIGHTS_CONNECTION_STRING";
+    public const string AzureClientId = "AZURE_CLIENT_ID";
+
+    // Secrets (Key Vault references in Azure)
+    public const string Secret = "SECRET";
+    public const string HfToken = "HF_TOKEN";
+
+    // Model and transcoders
+    public const string ModelId = "MODEL_ID";
+    public const string ModelPath = "MODEL_PATH";
+    public const string TranscoderSet = "TRANSCODER_SET";
+    public const string NeuronpediaModelId = "NEURONPEDIA_MODEL_ID";
+    public const string HfHome = "HF_HOME";
+    public const string HfEndpoint = "HF_ENDPOINT";
+    public const string Device = "DEVICE";
+    public const string ComputeDtype = "COMPUTE_DTYPE";
+    public const string TokenLimit = "TOKEN_LIMIT";
+
+    // Graph jobs, workspace and delivery
+    public const string WorkspacePath = "WORKSPACE_PATH";
+    public const string WorkspaceBlobContainer = "WORKSPACE_BLOB_CONTAINER";
+    public const string GraphBlobContainer = "GRAPH_BLOB_CONTAINER";
+    public const string SignedUrlAllowedHosts = "SIGNED_URL_ALLOWED_HOSTS";
+    public const string SteerWaitSeconds = "STEER_WAIT_SECONDS";
+
+    public static IReadOnlyList<string> All { get; } =
+    [
+        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
+        Secret, HfToken,
+        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit,
+        WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds,
+    ];
+}
