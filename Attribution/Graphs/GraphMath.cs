@@ -1,0 +1,84 @@
+namespace Attribution.Graphs;
+
+using static TorchSharp.torch;
+
+/// <summary>
+/// The graph math of SPEC 3.6–3.7 as pure functions on tensors: row normalisation, influence
+/// as the sum of matrix powers, score thresholds, partial influences for feature ranking.
+/// </summary>
+public static class GraphMath
+{
+    /// <summary>|A| with each row scaled to sum to 1 (empty rows stay zero).</summary>
+    public static Tensor NormalizeRows(Tensor matrix, double minimumSum = 1e-10)
+    {
+        var absolute = matrix.abs();
+        using var sums = absolute.sum([1], keepdim: true).clamp_min(minimumSum);
+        return absolute.div_(sums);
+    }
+
+    /// <summary>
+    /// w·(Â + Â² + …): how much each node influences the weighted targets. Â is nilpotent for an
+    /// attribution graph (edges only go forward through layers), so the series ends.
+    /// </summary>
+    public static Tensor Influence(Tensor normalized, Tensor weights, int maxIterations = 1000)
+    {
+        var current = weights.unsqueeze(0).matmul(normalized).squeeze(0);
+        var total = current.clone();
+        for (int i = 0; current.count_nonzero().item<long>() > 0; i++)
+        {
+            if (i >= maxIterations)
+                throw new InvalidOperationException($"influence did not converge after {maxIterations} iterations: the graph has a cycle");
+            var next = current.unsqueeze(0).matmul(normalized).squeeze(0);
+            current.Dispose();
+            current = next;
+            total.add_(current);
+        }
+        current.Dispose();
+        return total;
+    }
+
+    /// <summary>
+    /// The score above which the largest scores carry <paramref name="fraction"/> of the total:
+    /// the first sorted score where the cumulative share reaches the fraction (the last at 1.0).
+    /// </summary>
+    public static float Threshold(Tensor scores, double fraction)
+    {
+        using var scope = NewDisposeScope();
+        var sorted = scores.flatten().sort(descending: true).Values;
+        var cumulative = sorted.cumsum(0) / sorted.sum();
+        using var target = tensor(new[] { (float)fraction });
+        long index = searchsorted(cumulative, target).item<long>();
+        index = Math.Min(index, sorted.shape[0] - 1);
+        return sorted[index].item<float>();
+    }
+
+    /// <summary>
+    /// Influence of every node on the logits estimated from the rows computed so far (SPEC 3.6):
+    /// rows normalised by |·| sums, the walk starts at the logit probabilities and follows each
+    /// row's node back to its sources until nothing remains.
+    /// </summary>
+    /// <param name="rows">[rows, columns] with columns = every node but the logits.</param>
+    /// <param name="rowNodes">The node of each row (features: their index, logits: their node index).</param>
+    /// <param name="nodeCount">All nodes, logits included.</param>
+    public static Tensor PartialInfluences(Tensor rows, long[] rowNodes, Tensor logitProbabilities, int nodeCount, int maxIterations = 128)
+    {
+        using var scope = NewDisposeScope();
+        var normalized = NormalizeRows(rows, 1e-8);
+        long columns = rows.shape[1];
+        int nLogits = (int)logitProbabilities.shape[0];
+        var reach = zeros(nodeCount);
+        reach.narrow(0, nodeCount - nLogits, nLogits).copy_(logitProbabilities);
+        var influence = zeros(nodeCount);
+        using var rowIndex = tensor(rowNodes);
+        for (int i = 0; ; i++)
+        {
+            if (i >= maxIterations) throw new InvalidOperationException("partial influences did not converge");
+            var next = zeros(nodeCount);
+            next.narrow(0, 0, columns).copy_(reach.index_select(0, rowIndex).unsqueeze(0).matmul(normalized).squeeze(0));
+            reach = next;
+            if (reach.count_nonzero().item<long>() == 0) break;
+            influence.add_(reach);
+        }
+        return influence.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,265 @@
+namespace Attribution.Graphs;
+
+using System.Globalization;
+using System.Text.Json;
+
+/// <summary>Who made a graph and with what, for the `info` block of the metadata (SPEC 5).</summary>
+public sealed record GraphInfo(
+    string CreatorName,
+    string CreatorUrl,
+    IReadOnlyList<string> SourceUrls,
+    string TranscoderSet,
+    string GeneratorName,
+    string GeneratorVersion,
+    string GeneratorUrl,
+    long CreateTimeMs);
+
+/// <summary>Everything in the metadata block besides what the graph itself determines.</summary>
+public sealed record GraphMetadata
+{
+    public required string Slug { get; init; }
+    public required string Scan { get; init; }
+    public required IReadOnlyList<string> PromptTokens { get; init; }
+    public required string Prompt { get; init; }
+    public required double NodeThreshold { get; init; }
+    public required double EdgeThreshold { get; init; }
+    public GraphInfo? Info { get; init; }
+    public GenerationSettings? Generation { get; init; }
+    public GraphScores? Scores { get; init; }
+}
+
+public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb, int BatchSize, int MaxFeatureNodes);
+
+/// <summary>
+/// Writes a pruned graph as Neuronpedia graph JSON (SPEC 5), streamed with Utf8JsonWriter so
+/// 100 MB graphs are never held as one string. Node ids and fields follow circuit-tracer's
+/// frontend models exactly.
+/// </summary>
+public static class NeuronpediaGraphWriter
+{
+    public static void Write(Stream output, AttributionGraph graph, PruneResult pruning, GraphMetadata metadata, Func<long, string> decodeToken)
+    {
+        var nodes = KeptNodes(graph, pruning);
+        var links = KeptLinks(graph, pruning, nodes);
+        var connected = new HashSet<int>(links.SelectMany(l => new[] { l.Source, l.Target }));
+
+        using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = false });
+        json.WriteStartObject();
+        WriteMetadata(json, metadata);
+        WriteQueryParameters(json);
+
+        json.WriteStartArray("nodes");
+        foreach (int node in nodes)
+        {
+            bool alwaysKept = node >= graph.TokenStart;
+            if (alwaysKept || connected.Contains(node)) WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken);
+            if (json.BytesPending > 1 << 16) json.Flush();
+        }
+        json.WriteEndArray();
+
+        json.WriteStartArray("links");
+        foreach (var link in links)
+        {
+            json.WriteStartObject();
+            json.WriteString("source", NodeId(graph, link.Source));
+            json.WriteString("target", NodeId(graph, link.Target));
+            json.WriteNumber("weight", link.Weight);
+            json.WriteEndObject();
+            if (json.BytesPending > 1 << 16) json.Flush();
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.Flush();
+    }
+
+    /// <summary>The Neuronpedia viewer's display form of a token: newlines, tabs and returns made visible.</summary>
+    public static string DisplayToken(string token) => token.Replace("\n", "⏎", StringComparison.Ordinal)
+        .Replace("\t", "→", StringComparison.Ordinal).Replace("\r", "↵", StringComparison.Ordinal);
+
+    /// <summary>Cantor pairing of (layer, feature): one integer id per feature across layers.</summary>
+    public static long CantorFeatureId(long layer, long feature) => (layer + feature) * (layer + feature + 1) / 2 + feature;
+
+    public static string NodeId(AttributionGraph graph, int node)
+    {
+        if (node < graph.ErrorStart)
+        {
+            long f = graph.SelectedFeatures[node];
+            return $"{graph.Active.Layers[f]}_{graph.Active.Indices[f]}_{graph.Active.Positions[f]}";
+        }
+        if (node < graph.TokenStart)
+        {
+            var (layer, pos) = Math.DivRem(node - graph.ErrorStart, graph.NPos);
+            return $"0_{layer}_{pos}";
+        }
+        if (node < graph.LogitStart)
+        {
+            int pos = node - graph.TokenStart;
+            return $"E_{graph.InputTokens[pos]}_{pos}";
+        }
+        return $"{graph.NLayers + 1}_{graph.LogitTokens[node - graph.LogitStart]}_{graph.NPos - 1}";
+    }
+
+    private static List<int> KeptNodes(AttributionGraph graph, PruneResult pruning) =>
+        Enumerable.Range(0, graph.NodeCount).Where(i => pruning.NodeMask[i]).ToList();
+
+    private static List<(int Source, int Target, float Weight)> KeptLinks(AttributionGraph graph, PruneResult pruning, List<int> nodes)
+    {
+        var kept = new bool[graph.NodeCount];
+        foreach (int n in nodes) kept[n] = true;
+        using var pairs = pruning.EdgeMask.nonzero();              // [edges, 2] as (target, source), row-major
+        var flat = pairs.data<long>().ToArray();
+        using var weights = graph.Adjacency[pruning.EdgeMask];
+        var values = weights.data<float>().ToArray();
+        var links = new List<(int, int, float)>(values.Length);
+        for (int e = 0; e < values.Length; e++)
+        {
+            int target = (int)flat[2 * e], source = (int)flat[2 * e + 1];
+            if (kept[source] && kept[target]) links.Add((source, target, values[e]));
+        }
+        return links;
+    }
+
+    private static void WriteMetadata(Utf8JsonWriter json, GraphMetadata m)
+    {
+        json.WriteStartObject("metadata");
+        json.WriteString("slug", m.Slug);
+        json.WriteString("scan", m.Scan);
+        json.WriteStartArray("transcoder_list");
+        json.WriteEndArray();
+        json.WriteStartArray("prompt_tokens");
+        foreach (var token in m.PromptTokens) json.WriteStringValue(DisplayToken(token));
+        json.WriteEndArray();
+        json.WriteString("prompt", m.Prompt);
+        json.WriteNumber("node_threshold", m.NodeThreshold);
+        json.WriteNumber("schema_version", 1);
+        if (m.Info is { } info)
+        {
+            json.WriteStartObject("info");
+            json.WriteString("creator_name", info.CreatorName);
+            json.WriteString("creator_url", info.CreatorUrl);
+            json.WriteStartArray("source_urls");
+            foreach (var url in info.SourceUrls) json.WriteStringValue(url);
+            json.WriteEndArray();
+            json.WriteString("transcoder_set", info.TranscoderSet);
+            json.WriteStartObject("generator");
+            json.WriteString("name", info.GeneratorName);
+            json.WriteString("version", info.GeneratorVersion);
+            json.WriteString("url", info.GeneratorUrl);
+            json.WriteEndObject();
+            json.WriteNumber("create_time_ms", info.CreateTimeMs);
+            json.WriteEndObject();
+        }
+        if (m.Generation is { } g)
+        {
+            json.WriteStartObject("generation_settings");
+            json.WriteNumber("max_n_logits", g.MaxNLogits);
+            json.WriteNumber("desired_logit_prob", g.DesiredLogitProb);
+            json.WriteNumber("batch_size", g.BatchSize);
+            json.WriteNumber("max_feature_nodes", g.MaxFeatureNodes);
+            json.WriteEndObject();
+        }
+        json.WriteStartObject("pruning_settings");
+        json.WriteNumber("node_threshold", m.NodeThreshold);
+        json.WriteNumber("edge_threshold", m.EdgeThreshold);
+        json.WriteEndObject();
+        if (m.Scores is { } s)
+        {
+            json.WriteStartObject("scores");
+            json.WriteNumber("replacement_score", s.Replacement);
+            json.WriteNumber("completeness_score", s.Completeness);
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+    }
+
+    private static void WriteQueryParameters(Utf8JsonWriter json)
+    {
+        json.WriteStartObject("qParams");
+        json.WriteStartArray("pinnedIds");
+        json.WriteEndArray();
+        json.WriteStartArray("supernodes");
+        json.WriteEndArray();
+        json.WriteString("linkType", "both");
+        json.WriteString("clickedId", "");
+        json.WriteString("sg_pos", "");
+        json.WriteEndObject();
+    }
+
+    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken)
+    {
+        string id = NodeId(graph, node);
+        long feature;
+        string layer, featureType, jsNodeId, clerp = "";
+        int ctxIdx;
+        float tokenProb = 0;
+        bool isTarget = false;
+        float? activation = null;
+        float? nodeInfluence = influence;
+
+        if (node < graph.ErrorStart)
+        {
+            long f = graph.SelectedFeatures[node];
+            long l = graph.Active.Layers[f], index = graph.Active.Indices[f];
+            feature = CantorFeatureId(l, index);
+            layer = l.ToString(CultureInfo.InvariantCulture);
+            ctxIdx = (int)graph.Active.Positions[f];
+            featureType = "cross layer transcoder";
+            jsNodeId = $"{l}_{index}-0";
+            activation = graph.Active.Values[f];
+        }
+        else if (node < graph.TokenStart)
+        {
+            var (l, pos) = Math.DivRem(node - graph.ErrorStart, graph.NPos);
+            feature = -1;
+            layer = l.ToString(CultureInfo.InvariantCulture);
+            ctxIdx = pos;
+            featureType = "mlp reconstruction error";
+            jsNodeId = $"{l}_{pos}-0";
+        }
+        else if (node < graph.LogitStart)
+        {
+            int pos = node - graph.TokenStart;
+            feature = pos;
+            layer = "E";
+            ctxIdx = pos;
+            featureType = "embedding";
+            jsNodeId = $"E_{graph.InputTokens[pos]}-{pos}";
+        }
+        else
+        {
+            int k = node - graph.LogitStart;
+            long token = graph.LogitTokens[k];
+            feature = token;
+            layer = (graph.NLayers + 1).ToString(CultureInfo.InvariantCulture);
+            ctxIdx = graph.NPos - 1;
+            featureType = "logit";
+            tokenProb = graph.LogitProbabilities[k];
+            isTarget = k == 0;
+            jsNodeId = $"L_{token}-{ctxIdx}";
+            clerp = string.Create(CultureInfo.InvariantCulture, $"Output \"{DisplayToken(decodeToken(token))}\" (p={tokenProb:0.000})");
+            nodeInfluence = null;
+        }
+
+        json.WriteStartObject();
+        json.WriteString("node_id", id);
+        json.WriteNumber("feature", feature);
+        json.WriteString("layer", layer);
+        json.WriteNumber("ctx_idx", ctxIdx);
+        json.WriteString("feature_type", featureType);
+        json.WriteNumber("token_prob", tokenProb);
+        json.WriteBoolean("is_target_logit", isTarget);
+        json.WriteNumber("run_idx", 0);
+        json.WriteNumber("reverse_ctx_idx", 0);
+        json.WriteString("jsNodeId", jsNodeId);
+        json.WriteString("clerp", clerp);
+        WriteNullable(json, "influence", nodeInfluence);
+        WriteNullable(json, "activation", activation);
+        json.WriteEndObject();
+    }
+
+    private static void WriteNullable(Utf8JsonWriter json, string name, float? value)
+    {
+        if (value is float v) json.WriteNumber(name, v);
+        else json.WriteNull(name);
+    }
+}

@@ -1,0 +1,307 @@
+namespace Attribution.Models;
+
+using Attribution.Checkpoints;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+/// <summary>
+/// A decoder-only transformer (Gemma-2, Llama-3, Qwen3) written out as equations, one block per
+/// layer. The same forward pass serves plain inference, the clean run that records what
+/// attribution needs, the frozen attribution run and steering: a <see cref="RunPolicy"/>
+/// decides at each named point (norm scales, attention patterns, transcoder read and write
+/// points) what is recorded, frozen or edited.
+/// </summary>
+public sealed class DecoderModel : IDisposable
+{
+    private readonly Tensor embedding;          // [vocab, d_model]
+    private readonly Tensor unembedding;        // [vocab, d_model]; the embedding when tied
+    private readonly Tensor finalNorm;
+    private readonly Block[] blocks;
+    private readonly Tensor inverseFrequencies; // [head_dim / 2], float32
+
+    private DecoderModel(ModelConfig config, Device device, ScalarType dtype, Tensor embedding, Tensor unembedding, Tensor finalNorm, Block[] blocks)
+    {
+        Config = config;
+        Device = device;
+        DType = dtype;
+        this.embedding = embedding;
+        this.unembedding = unembedding;
+        this.finalNorm = finalNorm;
+        this.blocks = blocks;
+        inverseFrequencies = RotaryInverseFrequencies(config, device);
+    }
+
+    public ModelConfig Config { get; }
+
+    public Device Device { get; }
+
+    public ScalarType DType { get; }
+
+    /// <summary>Norms and softmax run in float32 as in the reference, or float64 for a float64 model.</summary>
+    private ScalarType NormType => DType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+
+    /// <summary>Unembedding vectors, one row per vocabulary entry: [vocab, d_model].</summary>
+    public Tensor Unembedding => unembedding;
+
+    /// <summary>Loads a Hugging Face model folder (config.json + safetensors, sharded or not).</summary>
+    public static DecoderModel Load(string folder, Device device, ScalarType dtype)
+    {
+        var config = ModelConfig.Load(folder);
+        var stored = CheckpointIndex.ReadModelFolder(folder);
+        return FromCheckpoint(config, name => stored.Require(name, folder).Load(), stored.ContainsKey, device, dtype);
+    }
+
+    /// <summary>Builds the model from named tensors, with the real Hugging Face names.</summary>
+    public static DecoderModel FromCheckpoint(ModelConfig config, Func<string, Tensor> read, Func<string, bool> has, Device device, ScalarType dtype)
+    {
+        Tensor Take(string name)
+        {
+            using var raw = read(name);
+            return raw.to(dtype, device).DetachFromDisposeScope();
+        }
+        Tensor? Maybe(string name) => has(name) ? Take(name) : null;
+
+        bool gemma = config.Architecture == ModelArchitecture.Gemma2;
+        var blocks = new Block[config.NLayers];
+        for (int l = 0; l < config.NLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            blocks[l] = new Block(
+                InputNorm: Take(p + "input_layernorm.weight"),
+                AttentionOutputNorm: gemma ? Take(p + "post_attention_layernorm.weight") : null,
+                MlpInputNorm: Take(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")),
+                MlpOutputNorm: gemma ? Take(p + "post_feedforward_layernorm.weight") : null,
+                Query: Take(p + "self_attn.q_proj.weight"),
+                Key: Take(p + "self_attn.k_proj.weight"),
+                Value: Take(p + "self_attn.v_proj.weight"),
+                Output: Take(p + "self_attn.o_proj.weight"),
+                QueryBias: Maybe(p + "self_attn.q_proj.bias"),
+                KeyBias: Maybe(p + "self_attn.k_proj.bias"),
+                ValueBias: Maybe(p + "self_attn.v_proj.bias"),
+                OutputBias: Maybe(p + "self_attn.o_proj.bias"),
+                QueryNorm: config.HasQkNorm ? Take(p + "self_attn.q_norm.weight") : null,
+                KeyNorm: config.HasQkNorm ? Take(p + "self_attn.k_norm.weight") : null,
+                Gate: Take(p + "mlp.gate_proj.weight"),
+                Up: Take(p + "mlp.up_proj.weight"),
+                Down: Take(p + "mlp.down_proj.weight"));
+        }
+        var embedding = Take("model.embed_tokens.weight");
+        var unembedding = config.TieWordEmbeddings || !has("lm_head.weight") ? embedding : Take("lm_head.weight");
+        return new DecoderModel(config, device, dtype, embedding, unembedding, Take("model.norm.weight"), blocks);
+    }
+
+    /// <summary>Token vectors as they enter the residual stream: [batch, positions, d_model].</summary>
+    public Tensor Embed(Tensor ids)
+    {
+        using var flat = ids.to(Device).flatten();
+        var vectors = embedding.index_select(0, flat).view([.. ids.shape, Config.DModel]);
+        if (!Config.ScalesEmbeddings) return vectors;
+        // Gemma rounds sqrt(d_model) to the model dtype before scaling, as in the reference.
+        using var normalizer = tensor(Math.Sqrt(Config.DModel), DType, Device);
+        return vectors * normalizer;
+    }
+
+    /// <summary>
+    /// Runs every block on the residual stream <paramref name="residual"/> (positions starting at
+    /// <paramref name="positionOffset"/>) and returns the final-normed residual.
+    /// </summary>
+    public Tensor Forward(Tensor residual, RunPolicy policy, int positionOffset = 0, KvCache? cache = null)
+    {
+        var h = residual;
+        for (int l = 0; l < blocks.Length; l++) h = BlockForward(l, h, policy, positionOffset, cache);
+        cache?.Advance(residual.shape[1]);
+        var normed = RmsNorm(h, finalNorm, Config.NLayers, NormPoint.Final, policy).Output;
+        policy.OnFinalResidual(normed);
+        return normed;
+    }
+
+    /// <summary>Logits from the final-normed residual, with Gemma-2's final soft cap.</summary>
+    public Tensor Logits(Tensor finalResidual)
+    {
+        var logits = F.linear(finalResidual, unembedding);
+        return Config.FinalLogitSoftcap is double cap ? SoftCap(logits, cap) : logits;
+    }
+
+    /// <summary>Plain inference: ids [batch, positions] → logits [batch, positions, vocab].</summary>
+    public Tensor ForwardLogits(Tensor ids, RunPolicy? policy = null, KvCache? cache = null)
+    {
+        int offset = cache?.Length ?? 0;
+        return Logits(Forward(Embed(ids), policy ?? RunPolicy.Plain, offset, cache));
+    }
+
+    private Tensor BlockForward(int layer, Tensor h, RunPolicy policy, int positionOffset, KvCache? cache)
+    {
+        var block = blocks[layer];
+        var attentionIn = RmsNorm(h, block.InputNorm, layer, NormPoint.AttentionInput, policy).Output;
+        var attention = Attention(layer, block, attentionIn, policy, positionOffset, cache);
+        if (block.AttentionOutputNorm is not null)
+            attention = RmsNorm(attention, block.AttentionOutputNorm, layer, NormPoint.AttentionOutput, policy).Output;
+        var residMid = h + attention;
+
+        var (mlpIn, normalized) = RmsNorm(residMid, block.MlpInputNorm, layer, NormPoint.MlpInput, policy);
+        var read = policy.ReadAt switch
+        {
+            ReadHook.ResidMid => residMid,
+            ReadHook.Ln2Normalized => normalized.to(DType),
+            _ => mlpIn,
+        };
+        policy.OnRead(layer, read);
+
+        Tensor Mlp() => F.linear(Activation(F.linear(mlpIn, block.Gate)) * F.linear(mlpIn, block.Up), block.Down);
+        Tensor OutputNorm(Tensor raw) => block.MlpOutputNorm is null ? raw
+            : RmsNorm(raw, block.MlpOutputNorm, layer, NormPoint.MlpOutput, policy).Output;
+
+        var sublayer = policy.WriteAt == WriteHook.MlpHookOut
+            ? OutputNorm(policy.Write(layer, read, Mlp))
+            : policy.Write(layer, read, () => OutputNorm(Mlp()));
+        return residMid + sublayer;
+    }
+
+    private Tensor Attention(int layer, Block block, Tensor x, RunPolicy policy, int positionOffset, KvCache? cache)
+    {
+        long batch = x.shape[0], positions = x.shape[1];
+        int heads = Config.NHeads, kvHeads = Config.NKvHeads, headDim = Config.HeadDim, group = heads / kvHeads;
+
+        var values = F.linear(x, block.Value, block.ValueBias).view(batch, positions, kvHeads, headDim).transpose(1, 2);
+        Tensor? keys = null;
+        if (cache is not null)
+        {
+            keys = Keys(block, x, positionOffset);
+            (keys, values) = cache.Append(layer, keys, values);
+        }
+
+        var pattern = policy.AttentionPattern(layer, positionOffset, () =>
+        {
+            var queries = F.linear(x, block.Query, block.QueryBias).view(batch, positions, heads, headDim);
+            if (block.QueryNorm is not null) queries = HeadNorm(queries, block.QueryNorm);
+            queries = Rotate(queries.transpose(1, 2), positionOffset);
+            var allKeys = keys ?? Keys(block, x, positionOffset);
+            long keyCount = allKeys.shape[2];
+
+            // Grouped-query attention: each key/value head serves `group` query heads.
+            var scores = queries.view(batch, kvHeads, group, positions, headDim)
+                .matmul(allKeys.unsqueeze(2).transpose(-1, -2))
+                .view(batch, heads, positions, keyCount) * Config.AttentionScale;
+            if (Config.AttnLogitSoftcap is double cap) scores = SoftCap(scores, cap);
+            using var mask = MaskedKeys(positionOffset, positions, keyCount, Config.WindowOfLayer(layer));
+            scores = scores.masked_fill(mask, double.NegativeInfinity);
+            return scores.softmax(-1, NormType).to(DType);
+        });
+
+        long patternBatch = pattern.shape[0], keyLength = values.shape[2];
+        var mixed = pattern.view(patternBatch, kvHeads, group, positions, keyLength)
+            .matmul(values.unsqueeze(2))
+            .reshape(batch, heads, positions, headDim)
+            .transpose(1, 2)
+            .reshape(batch, positions, heads * headDim);
+        return F.linear(mixed, block.Output, block.OutputBias);
+    }
+
+    private Tensor Keys(Block block, Tensor x, int positionOffset)
+    {
+        var keys = F.linear(x, block.Key, block.KeyBias).view(x.shape[0], x.shape[1], Config.NKvHeads, Config.HeadDim);
+        if (block.KeyNorm is not null) keys = HeadNorm(keys, block.KeyNorm);
+        return Rotate(keys.transpose(1, 2), positionOffset);
+    }
+
+    /// <summary>True where a query may not see a key: the future, or beyond a sliding window.</summary>
+    private Tensor MaskedKeys(int positionOffset, long queries, long keys, int? window)
+    {
+        using var queryPositions = arange(positionOffset, positionOffset + queries, device: Device).unsqueeze(1);
+        using var keyPositions = arange(0, keys, device: Device).unsqueeze(0);
+        var masked = keyPositions > queryPositions;
+        if (window is int w)
+        {
+            using var outside = (queryPositions - keyPositions) >= w;
+            masked = masked.logical_or_(outside);
+        }
+        return masked;
+    }
+
+    /// <summary>Rotary position embedding, the non-interleaved "rotate half" form; x: [batch, heads, positions, head_dim].</summary>
+    private Tensor Rotate(Tensor x, int positionOffset)
+    {
+        long positions = x.shape[2];
+        using var scope = NewDisposeScope();
+        var angles = arange(positionOffset, positionOffset + positions, ScalarType.Float32, Device).unsqueeze(1) * inverseFrequencies.unsqueeze(0);
+        var doubled = cat([angles, angles], -1);
+        var cos = doubled.cos().to(DType);
+        var sin = doubled.sin().to(DType);
+        long half = x.shape[3] / 2;
+        var rotated = cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], -1);
+        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// RMSNorm computed in float32. Returns the output and x / rms(x) before the weight
+    /// (TransformerLens' hook_normalized). The scale 1/rms goes through the policy, which may freeze it.
+    /// </summary>
+    private (Tensor Output, Tensor Normalized) RmsNorm(Tensor x, Tensor weight, int layer, NormPoint point, RunPolicy policy)
+    {
+        var x32 = x.to(NormType);
+        var scale = policy.NormScale(layer, point, () => (x32.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps).rsqrt());
+        var normalized = x32 * scale;
+        var output = Config.NormWeightIsOffset
+            ? (normalized * (weight.to(NormType) + 1.0)).to(x.dtype)
+            : weight * normalized.to(x.dtype);
+        return (output, normalized);
+    }
+
+    /// <summary>Qwen3's per-head query/key norm (Llama-style weights); never frozen, it only shapes patterns.</summary>
+    private Tensor HeadNorm(Tensor x, Tensor weight)
+    {
+        var x32 = x.to(NormType);
+        var normalized = x32 * (x32.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps).rsqrt();
+        return weight * normalized.to(x.dtype);
+    }
+
+    private Tensor Activation(Tensor x) => Config.HiddenActivation switch
+    {
+        "gelu_pytorch_tanh" or "gelu_tanh" => x.gelu(TorchSharp.Modules.GELU.Approximate.tanh),
+        "gelu" => x.gelu(),
+        "silu" or "swish" => F.silu(x),
+        _ => throw new NotSupportedException($"activation '{Config.HiddenActivation}' is not supported"),
+    };
+
+    private static Tensor SoftCap(Tensor x, double cap) => (x / cap).tanh() * cap;
+
+    /// <summary>Rotary inverse frequencies in float32, with Llama 3's frequency-dependent scaling.</summary>
+    private static Tensor RotaryInverseFrequencies(ModelConfig config, Device device)
+    {
+        using var scope = NewDisposeScope();
+        int dim = config.HeadDim;
+        var exponents = arange(0, dim, 2, ScalarType.Int64).to(ScalarType.Float32) / dim;
+        var inverse = 1.0f / full_like(exponents, (float)config.RopeTheta).pow(exponents);
+        if (config.RopeScaling is { } s)
+        {
+            double lowWavelength = s.OriginalMaxPositions / s.LowFreqFactor;
+            double highWavelength = s.OriginalMaxPositions / s.HighFreqFactor;
+            var wavelength = 2 * Math.PI / inverse;
+            // Long wavelengths are divided by the factor, short ones kept, the band between blended.
+            var scaled = where(wavelength > lowWavelength, inverse / s.Factor, inverse);
+            var smooth = (s.OriginalMaxPositions / wavelength - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+            var blended = (1 - smooth) * scaled / s.Factor + smooth * scaled;
+            var medium = (wavelength >= highWavelength).logical_and(wavelength <= lowWavelength);
+            inverse = where(medium, blended, scaled);
+        }
+        return inverse.to(device).MoveToOuterDisposeScope().DetachFromDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        var tensors = new List<Tensor?> { embedding, unembedding, finalNorm, inverseFrequencies };
+        foreach (var b in blocks)
+        {
+            tensors.AddRange([b.InputNorm, b.AttentionOutputNorm, b.MlpInputNorm, b.MlpOutputNorm, b.Query, b.Key, b.Value, b.Output,
+                b.QueryBias, b.KeyBias, b.ValueBias, b.OutputBias, b.QueryNorm, b.KeyNorm, b.Gate, b.Up, b.Down]);
+        }
+        foreach (var t in tensors.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor?>()) t?.Dispose();
+    }
+
+    private sealed record Block(
+        Tensor InputNorm, Tensor? AttentionOutputNorm, Tensor MlpInputNorm, Tensor? MlpOutputNorm,
+        Tensor Query, Tensor Key, Tensor Value, Tensor Output,
+        Tensor? QueryBias, Tensor? KeyBias, Tensor? ValueBias, Tensor? OutputBias,
+        Tensor? QueryNorm, Tensor? KeyNorm,
+        Tensor Gate, Tensor Up, Tensor Down);
+}

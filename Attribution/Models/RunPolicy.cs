@@ -1,0 +1,69 @@
+namespace Attribution.Models;
+
+using static TorchSharp.torch;
+
+/// <summary>Where a transcoder reads its input (TransformerLens hook names, SPEC 3.1).</summary>
+public enum ReadHook
+{
+    /// <summary>hook_resid_mid: the residual stream after attention, before the pre-MLP norm.</summary>
+    ResidMid,
+
+    /// <summary>ln2.hook_normalized: x / rms(x) of that residual, before the norm weight.</summary>
+    Ln2Normalized,
+
+    /// <summary>mlp.hook_in: the MLP's actual input (norm weight applied).</summary>
+    MlpIn,
+}
+
+/// <summary>Where a transcoder writes its output.</summary>
+public enum WriteHook
+{
+    /// <summary>hook_mlp_out: what the MLP sublayer adds to the residual (after Gemma-2's post-MLP norm).</summary>
+    MlpOut,
+
+    /// <summary>mlp.hook_out: the raw MLP output (down projection), before any post-MLP norm.</summary>
+    MlpHookOut,
+}
+
+/// <summary>The normalisations of a block, whose scales (1/rms) the frozen runs hold fixed.</summary>
+public enum NormPoint
+{
+    AttentionInput,
+    AttentionOutput,
+    MlpInput,
+    MlpOutput,
+    Final,
+}
+
+/// <summary>
+/// What one forward pass does beyond plain inference: the "frozen run" object of the
+/// architecture. TorchSharp has no hooks, so the forward pass asks its policy at each named
+/// point. Thunks are passed where a frozen run can skip work (attention scores, the MLP).
+/// </summary>
+public class RunPolicy
+{
+    public static RunPolicy Plain { get; } = new();
+
+    public virtual ReadHook ReadAt => ReadHook.MlpIn;
+
+    public virtual WriteHook WriteAt => WriteHook.MlpOut;
+
+    /// <summary>The norm's inverse root-mean-square, [batch, positions, 1] in float32.</summary>
+    public virtual Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) => compute();
+
+    /// <summary>Post-softmax attention weights, [batch, heads, queries, keys].</summary>
+    public virtual Tensor AttentionPattern(int layer, int positionOffset, Func<Tensor> compute) => compute();
+
+    /// <summary>The transcoder input of a layer (the tensor at <see cref="ReadAt"/>).</summary>
+    public virtual void OnRead(int layer, Tensor read)
+    {
+    }
+
+    /// <summary>The MLP contribution at <see cref="WriteAt"/>; a policy may replace or edit it.</summary>
+    public virtual Tensor Write(int layer, Tensor read, Func<Tensor> mlp) => mlp();
+
+    /// <summary>The final-normed residual stream, the input of the unembedding.</summary>
+    public virtual void OnFinalResidual(Tensor normed)
+    {
+    }
+}

@@ -1,0 +1,219 @@
+namespace Attribution.Tracing;
+
+using static TorchSharp.torch;
+
+/// <summary>
+/// Computes attribution rows (SPEC 3.4). One frozen forward pass runs with the prompt repeated
+/// batch_size times and its graph is kept; each batch of targets is then one backward pass:
+/// target t in batch row b injects its vector (an encoder row, or a demeaned unembedding) at its
+/// own read point and position, and <c>autograd.grad</c> returns the gradient g_l at every write
+/// point and g_emb at the embeddings. Contracting those with the source vectors gives the row:
+/// feature s at (l, p): ⟨a_s·W_dec[s], g_l[p]⟩ summed over the layers it writes; error (l, p):
+/// ⟨e_lp, g_l[p]⟩; token p: ⟨tok_p, g_emb[p]⟩.
+/// </summary>
+public sealed class AttributionContext : IDisposable
+{
+    private readonly ReplacementModel replacement;
+    private readonly PreparedPrompt prompt;
+    private readonly int batchSize;
+    private readonly int nLayers;
+    private readonly int nPos;
+    private readonly Tensor embeddingLeaf;
+    private readonly Tensor[] writeLeaves;
+    private readonly FrozenRun run;
+    private readonly WriteLayerSources?[] sources;
+
+    public AttributionContext(ReplacementModel replacement, PreparedPrompt prompt, int batchSize)
+    {
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), "batch size must be positive");
+        this.replacement = replacement;
+        this.prompt = prompt;
+        this.batchSize = batchSize;
+        nLayers = replacement.NLayers;
+        nPos = prompt.NPos;
+        var model = replacement.Model;
+        long d = model.Config.DModel;
+
+        // Gradient leaves: the embeddings, and a zero added at every write point.
+        embeddingLeaf = prompt.TokenVectors.unsqueeze(0).expand(batchSize, nPos, d).clone().requires_grad_(true).DetachFromDisposeScope();
+        writeLeaves = new Tensor[nLayers];
+        for (int l = 0; l < nLayers; l++)
+            writeLeaves[l] = zeros(batchSize, nPos, d, model.DType, model.Device).requires_grad_(true).DetachFromDisposeScope();
+
+        run = new FrozenRun(prompt.Clean, replacement.Transcoders, [.. writeLeaves]);
+        using (var scope = NewDisposeScope())
+        {
+            model.Forward(embeddingLeaf, run);
+            foreach (var read in run.Reads) read.DetachFromDisposeScope();
+            run.FinalResidual.DetachFromDisposeScope();
+        }
+        sources = Enumerable.Range(0, nLayers).Select(BuildSources).ToArray();
+    }
+
+    public int ActiveCount => prompt.Active.Count;
+
+    /// <summary>Columns of a row: active features, errors (layer-major), tokens. Logit columns are always zero and left out.</summary>
+    public int RowLength => ActiveCount + (nLayers + 1) * nPos;
+
+    private int ErrorOffset => ActiveCount;
+
+    private int TokenOffset => ActiveCount + nLayers * nPos;
+
+    /// <summary>Rows of the logit targets: [n_logits, RowLength], float32 on the CPU.</summary>
+    public Tensor LogitRows(LogitTargets targets)
+    {
+        var layers = Enumerable.Repeat(nLayers, targets.Count).ToArray();
+        var positions = Enumerable.Repeat((long)nPos - 1, targets.Count).ToArray();
+        return RowsInBatches(layers, positions, targets.DemeanedVectors);
+    }
+
+    /// <summary>Rows of the given feature nodes (indices into the active features): [n, RowLength].</summary>
+    public Tensor FeatureRows(IReadOnlyList<long> featureNodes)
+    {
+        var active = prompt.Active;
+        var layers = featureNodes.Select(f => (int)active.Layers[f]).ToArray();
+        var positions = featureNodes.Select(f => active.Positions[f]).ToArray();
+        using var index = tensor(featureNodes.ToArray(), device: prompt.EncoderRows.device);
+        using var injections = prompt.EncoderRows.index_select(0, index);
+        return RowsInBatches(layers, positions, injections);
+    }
+
+    /// <summary>Times only the backward passes for the same targets, without contraction (the benchmark's baseline).</summary>
+    public void BareBackward(IReadOnlyList<long> featureNodes)
+    {
+        var active = prompt.Active;
+        for (int start = 0; start < featureNodes.Count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var batch = featureNodes.Skip(start).Take(batchSize).ToArray();
+            using var index = tensor(batch, device: prompt.EncoderRows.device);
+            Backward(batch.Select(f => (int)active.Layers[f]).ToArray(), batch.Select(f => active.Positions[f]).ToArray(), prompt.EncoderRows.index_select(0, index));
+        }
+    }
+
+    private Tensor RowsInBatches(int[] readLayers, long[] positions, Tensor injections)
+    {
+        var rows = new List<Tensor>();
+        for (int start = 0; start < readLayers.Length; start += batchSize)
+        {
+            int count = Math.Min(batchSize, readLayers.Length - start);
+            using var slice = injections.narrow(0, start, count);
+            rows.Add(ComputeBatch(readLayers[start..(start + count)], positions[start..(start + count)], slice));
+        }
+        if (rows.Count == 0) return zeros(0, RowLength);
+        var all = cat(rows, 0);
+        foreach (var r in rows) r.Dispose();
+        return all;
+    }
+
+    /// <summary>One backward pass for up to batch_size targets and the contraction into rows.</summary>
+    private Tensor ComputeBatch(int[] readLayers, long[] positions, Tensor injections)
+    {
+        using var scope = NewDisposeScope();
+        var (embeddingGrad, writeGrads) = Backward(readLayers, positions, injections);
+
+        // One spare column receives the padding of the per-position decoder blocks.
+        var rows = zeros(batchSize, RowLength + 1, replacement.Model.DType, replacement.Model.Device);
+        for (int w = 0; w < writeGrads.Length; w++)
+        {
+            var g = writeGrads[w];
+            if (sources[w] is { } source)
+            {
+                // [positions, batch, d] @ [positions, d, slots] → [positions, batch, slots]
+                var perPosition = g.transpose(0, 1).bmm(source.PaddedVectorsT);
+                rows.index_add_(1, source.Columns, perPosition.transpose(0, 1).reshape(batchSize, -1), 1);
+            }
+            rows.narrow(1, ErrorOffset + w * nPos, nPos).copy_((g * prompt.Errors[w]).sum([-1]));
+        }
+        rows.narrow(1, TokenOffset, nPos).copy_((embeddingGrad * prompt.TokenVectors).sum([-1]));
+        return rows.narrow(0, 0, readLayers.Length).narrow(1, 0, RowLength).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Injects each target's vector at (its batch row, its read point, its position) as the output
+    /// gradient and returns the gradients at the embeddings and at the write points before the
+    /// deepest target (later write points cannot affect any target of the batch).
+    /// </summary>
+    private (Tensor Embedding, Tensor[] Writes) Backward(int[] readLayers, long[] positions, Tensor injections)
+    {
+        var model = replacement.Model;
+        var outputs = new List<Tensor>();
+        var gradOutputs = new List<Tensor>();
+        foreach (int layer in readLayers.Distinct())
+        {
+            var batchRows = Enumerable.Range(0, readLayers.Length).Where(i => readLayers[i] == layer).Select(i => (long)i).ToArray();
+            using var rowIndex = tensor(batchRows, device: model.Device);
+            using var positionIndex = tensor(batchRows.Select(i => positions[i]).ToArray(), device: model.Device);
+            var injection = zeros(batchSize, nPos, model.Config.DModel, model.DType, model.Device);
+            injection.index_put_(injections.index_select(0, rowIndex).to(model.DType), rowIndex, positionIndex);
+            outputs.Add(layer == nLayers ? run.FinalResidual : run.Reads[layer]);
+            gradOutputs.Add(injection);
+        }
+
+        int deepest = readLayers.Max();
+        var inputs = new List<Tensor> { embeddingLeaf };
+        inputs.AddRange(writeLeaves.Take(deepest));
+        var grads = autograd.grad(outputs, inputs, gradOutputs, retain_graph: true);
+        return (grads[0], grads.Skip(1).ToArray());
+    }
+
+    /// <summary>
+    /// The feature source vectors written at layer <paramref name="writeLayer"/>, grouped by
+    /// position and padded to a common count so one batched matmul contracts them all.
+    /// </summary>
+    private WriteLayerSources? BuildSources(int writeLayer)
+    {
+        var active = prompt.Active;
+        var transcoders = replacement.Transcoders;
+        var nodes = new List<long>();
+        var vectors = new List<Tensor>();
+        using var scope = NewDisposeScope();
+        for (int l = 0; l <= writeLayer; l++)
+        {
+            if (l + transcoders.WriteCount(l) <= writeLayer) continue;
+            var (start, end) = active.RangeOfLayer(l);
+            if (start == end) continue;
+            nodes.AddRange(Enumerable.Range(start, end - start).Select(i => (long)i));
+            vectors.Add(prompt.ScaledDecoders[l].select(1, writeLayer - l));
+        }
+        if (nodes.Count == 0) return null;
+
+        var slotOf = new long[nodes.Count];
+        var filled = new int[nPos];
+        for (int i = 0; i < nodes.Count; i++) slotOf[i] = filled[active.Positions[nodes[i]]]++;
+        int slots = filled.Max();
+
+        var model = replacement.Model;
+        var padded = zeros(nPos, slots, model.Config.DModel, model.DType, model.Device);
+        using var positionIndex = tensor(nodes.Select(n => active.Positions[n]).ToArray(), device: model.Device);
+        using var slotIndex = tensor(slotOf, device: model.Device);
+        padded.index_put_(cat(vectors, 0), positionIndex, slotIndex);
+
+        var columns = Enumerable.Repeat((long)RowLength, nPos * slots).ToArray();   // padding → spare column
+        for (int i = 0; i < nodes.Count; i++) columns[active.Positions[nodes[i]] * slots + slotOf[i]] = nodes[i];
+
+        return new WriteLayerSources(
+            padded.transpose(1, 2).contiguous().DetachFromDisposeScope(),
+            tensor(columns, device: model.Device).DetachFromDisposeScope());
+    }
+
+    public void Dispose()
+    {
+        embeddingLeaf.Dispose();
+        foreach (var t in writeLeaves) t.Dispose();
+        foreach (var t in run.Reads) t?.Dispose();
+        run.FinalResidual?.Dispose();
+        run.Dispose();
+        foreach (var s in sources) s?.Dispose();
+    }
+
+    /// <summary>[positions, d_model, slots] decoder vectors and the row column of each (position, slot).</summary>
+    private sealed record WriteLayerSources(Tensor PaddedVectorsT, Tensor Columns) : IDisposable
+    {
+        public void Dispose()
+        {
+            PaddedVectorsT.Dispose();
+            Columns.Dispose();
+        }
+    }
+}

@@ -1,0 +1,106 @@
+namespace Attribution.Tracing;
+
+using System.Diagnostics;
+using Attribution.Graphs;
+using static TorchSharp.torch;
+
+/// <summary>Progress of a running attribution: the phase and, for feature rows, features visited of those to visit.</summary>
+public sealed record AttributionProgress(string Phase, int Done, int Total);
+
+/// <summary>Wall-clock seconds per phase, in the order the phases ran.</summary>
+public sealed class PhaseTimings
+{
+    private readonly List<(string Phase, double Seconds)> phases = [];
+
+    public IReadOnlyList<(string Phase, double Seconds)> Phases => phases;
+
+    public double Total => phases.Sum(p => p.Seconds);
+
+    public double this[string phase] => phases.Where(p => p.Phase == phase).Sum(p => p.Seconds);
+
+    public T Time<T>(string phase, Func<T> work)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = work();
+        phases.Add((phase, clock.Elapsed.TotalSeconds));
+        return result;
+    }
+
+    public void Add(string phase, double seconds) => phases.Add((phase, seconds));
+}
+
+/// <summary>The unpruned graph, with what it took to make it.</summary>
+public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timings) : IDisposable
+{
+    public void Dispose() => Graph.Dispose();
+}
+
+/// <summary>
+/// Attribution of one prompt, in process: circuit-tracer's `attribute` (SPEC 3).
+/// 0. prepare: clean forward, active features, errors, token vectors, frozen forward pass;
+/// 1. logit targets and their rows;
+/// 2. feature rows, in rounds: rank unvisited features by partial influence, attribute the best;
+/// 3. assemble the square adjacency matrix.
+/// The Durable orchestration runs the same phases as activities.
+/// </summary>
+public static class Attributor
+{
+    public const string PreparePhase = "prepare";
+    public const string LogitRowsPhase = "logit rows";
+    public const string FeatureRowsPhase = "feature rows";
+    public const string AssemblePhase = "assemble";
+
+    public static AttributionResult Attribute(ReplacementModel replacement, int[] tokens, AttributionSettings settings, IProgress<AttributionProgress>? progress = null)
+    {
+        var timings = new PhaseTimings();
+        progress?.Report(new(PreparePhase, 0, 0));
+        using var prompt = timings.Time(PreparePhase, () => PreparedPrompt.Prepare(replacement, tokens));
+        using var context = timings.Time(PreparePhase, () => new AttributionContext(replacement, prompt, settings.BatchSize));
+        using var targets = LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, settings.MaxNLogits, settings.DesiredLogitProb);
+
+        int nActive = prompt.Active.Count, nLogits = targets.Count;
+        int maxFeatures = Math.Min(settings.MaxFeatureNodes ?? nActive, nActive);
+        using var rows = zeros(nLogits + maxFeatures, context.RowLength);
+        var rowNodes = new long[nLogits + maxFeatures];
+
+        progress?.Report(new(LogitRowsPhase, 0, nLogits));
+        timings.Time(LogitRowsPhase, () =>
+        {
+            using var logitRows = context.LogitRows(targets);
+            rows.narrow(0, 0, nLogits).copy_(logitRows);
+            for (int i = 0; i < nLogits; i++) rowNodes[i] = context.RowLength + i;
+            return 0;
+        });
+
+        int filled = nLogits;
+        var visited = new bool[nActive];
+        timings.Time(FeatureRowsPhase, () =>
+        {
+            while (filled - nLogits < maxFeatures)
+            {
+                int remaining = maxFeatures - (filled - nLogits);
+                var queue = maxFeatures == nActive
+                    ? Enumerable.Range(0, nActive).Select(i => (long)i).ToArray()
+                    : FeatureRanking.NextQueue(rows.narrow(0, 0, filled), rowNodes[..filled], targets.Probabilities, visited,
+                        Math.Min(settings.UpdateInterval * settings.BatchSize, remaining));
+                foreach (var batch in queue.Chunk(settings.BatchSize))
+                {
+                    using var batchRows = context.FeatureRows(batch);
+                    rows.narrow(0, filled, batch.Length).copy_(batchRows);
+                    foreach (long f in batch)
+                    {
+                        rowNodes[filled++] = f;
+                        visited[f] = true;
+                    }
+                    progress?.Report(new(FeatureRowsPhase, filled - nLogits, maxFeatures));
+                }
+            }
+            return 0;
+        });
+
+        progress?.Report(new(AssemblePhase, 0, 0));
+        var graph = timings.Time(AssemblePhase, () => GraphAssembly.Assemble(tokens, replacement.NLayers, prompt.Active, targets.TokenIds,
+            targets.Probabilities, rows.narrow(0, 0, nLogits), rows.narrow(0, nLogits, filled - nLogits), rowNodes[nLogits..filled]));
+        return new AttributionResult(graph, timings);
+    }
+}

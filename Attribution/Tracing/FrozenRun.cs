@@ -1,0 +1,69 @@
+namespace Attribution.Tracing;
+
+using Attribution.Models;
+using Attribution.Transcoders;
+using static TorchSharp.torch;
+
+/// <summary>
+/// The linearised forward pass of SPEC 3.2: attention patterns, norm scales and MLP outputs are
+/// held at their clean values, so the residual stream is linear in the node vectors. At each
+/// write point the MLP is replaced by skip(x) + stop_grad(mlp_clean − skip_clean) + delta,
+/// where delta is what the caller adds there (gradient leaves for attribution, explicit
+/// vectors for the intervention check). Reads and the final residual stay graph-connected.
+/// </summary>
+public sealed class FrozenRun : RunPolicy, IDisposable
+{
+    private readonly CleanRecording clean;
+    private readonly TranscoderSet transcoders;
+    private readonly Tensor[] frozenWrites;
+    private readonly List<Tensor> owned = [];
+
+    public FrozenRun(CleanRecording clean, TranscoderSet transcoders, Tensor?[] writeDeltas)
+    {
+        this.clean = clean;
+        this.transcoders = transcoders;
+        WriteDeltas = writeDeltas;
+        Reads = new Tensor[writeDeltas.Length];
+        frozenWrites = new Tensor[writeDeltas.Length];
+        for (int l = 0; l < writeDeltas.Length; l++)
+        {
+            using var skipAtClean = transcoders.Skip(l, clean.Reads[l]);
+            if (skipAtClean is null)
+            {
+                frozenWrites[l] = clean.Writes[l];
+                continue;
+            }
+            frozenWrites[l] = (clean.Writes[l] - skipAtClean).DetachFromDisposeScope();
+            owned.Add(frozenWrites[l]);
+        }
+    }
+
+    public Tensor?[] WriteDeltas { get; }
+
+    public Tensor[] Reads { get; }
+
+    public Tensor FinalResidual { get; private set; } = null!;
+
+    public override ReadHook ReadAt => transcoders.ReadAt;
+
+    public override WriteHook WriteAt => transcoders.WriteAt;
+
+    public override Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) => clean.Scale(layer, point);
+
+    public override Tensor AttentionPattern(int layer, int positionOffset, Func<Tensor> compute) => clean.Patterns[layer];
+
+    public override void OnRead(int layer, Tensor read) => Reads[layer] = read;
+
+    public override Tensor Write(int layer, Tensor read, Func<Tensor> mlp)
+    {
+        var write = transcoders.Skip(layer, read) is { } skip ? skip + frozenWrites[layer] : frozenWrites[layer];
+        return WriteDeltas[layer] is { } delta ? write + delta : write;
+    }
+
+    public override void OnFinalResidual(Tensor normed) => FinalResidual = normed;
+
+    public void Dispose()
+    {
+        foreach (var t in owned) t.Dispose();
+    }
+}
