@@ -3,6 +3,7 @@ namespace GraphFunctions.Tests.Engine;
 using Attribution.Models;
 using Attribution.Synthetic;
 using Attribution.Tracing;
+using Attribution.Transcoders;
 using GraphFunctions.Tests.Support;
 using static TorchSharp.torch;
 
@@ -35,6 +36,21 @@ public class InterventionCheckTests
             new TinyModelSpec { Architecture = architecture, Seed = 11 },
             new TinyTranscoderSpec { Skip = skip, Activation = activation, Seed = 5 },
             ScalarType.Float64);
+        AssertAllColumnsMatch(tiny, maxFeatureNodes: null, Float64Tolerance);
+    }
+
+    [Theory]
+    [InlineData(ModelArchitecture.Gemma2, false)]
+    [InlineData(ModelArchitecture.Gemma2, true)]
+    [InlineData(ModelArchitecture.Llama, false)]
+    [InlineData(ModelArchitecture.Llama, true)]
+    public void Cross_layer_transcoder_columns_equal_interventions(ModelArchitecture architecture, bool skip)
+    {
+        using var tiny = new TinyReplacement(
+            new TinyModelSpec { Architecture = architecture, Seed = 31 },
+            new TinyTranscoderSpec { Kind = TranscoderKind.CrossLayer, Skip = skip, Seed = 4 },
+            ScalarType.Float64);
+        Assert.True(tiny.Replacement.Transcoders.IsCrossLayer);
         AssertAllColumnsMatch(tiny, maxFeatureNodes: null, Float64Tolerance);
     }
 
