@@ -54,31 +54,47 @@ public static class GraphMath
 
     /// <summary>
     /// Influence of every node on the logits estimated from the rows computed so far (SPEC 3.6):
-    /// rows normalised by |·| sums, the walk starts at the logit probabilities and follows each
-    /// row's node back to its sources until nothing remains.
+    /// rows normalised by their |·| sums, the walk starts at the logit probabilities and follows
+    /// each row's node back to its sources until nothing remains. Only nodes with rows pass the
+    /// walk on, so it runs on the small [rows, rows] block and touches the full rows once at the
+    /// end: influence = (Σ_k v_k / rowsum) · |rows|, with v_{k+1} = v_k · M.
     /// </summary>
     /// <param name="rows">[rows, columns] with columns = every node but the logits.</param>
-    /// <param name="rowNodes">The node of each row (features: their index, logits: their node index).</param>
+    /// <param name="rowNodes">The node of each row (features: their index, logits: their node index ≥ columns).</param>
     /// <param name="nodeCount">All nodes, logits included.</param>
     public static Tensor PartialInfluences(Tensor rows, long[] rowNodes, Tensor logitProbabilities, int nodeCount, int maxIterations = 128)
     {
         using var scope = NewDisposeScope();
-        var normalized = NormalizeRows(rows, 1e-8);
         long columns = rows.shape[1];
-        int nLogits = (int)logitProbabilities.shape[0];
-        var reach = zeros(nodeCount);
-        reach.narrow(0, nodeCount - nLogits, nLogits).copy_(logitProbabilities);
-        var influence = zeros(nodeCount);
-        using var rowIndex = tensor(rowNodes);
+        var absolute = rows.abs();
+        var rowSums = absolute.sum([1]).clamp_min(1e-8);
+
+        // M[i, j]: the share of row i's inputs that comes from the node of row j (zero for logit rows j).
+        var walkable = Enumerable.Range(0, rowNodes.Length).Where(i => rowNodes[i] < columns).Select(i => (long)i).ToArray();
+        var step = zeros(rowNodes.Length, rowNodes.Length);
+        if (walkable.Length > 0)
+        {
+            var walkableRows = tensor(walkable);
+            var walkableColumns = tensor(walkable.Select(i => rowNodes[i]).ToArray());
+            step.index_copy_(1, walkableRows, absolute.index_select(1, walkableColumns) / rowSums.unsqueeze(1));
+        }
+
+        var reach = zeros(rowNodes.Length);
+        var logitRows = tensor(Enumerable.Range(0, rowNodes.Length).Where(i => rowNodes[i] >= columns).Select(i => (long)i).ToArray());
+        var logitIndex = tensor(logitRows.data<long>().ToArray().Select(i => rowNodes[i] - columns).ToArray());
+        reach.index_copy_(0, logitRows, logitProbabilities.index_select(0, logitIndex));
+
+        var walked = reach.clone();
         for (int i = 0; ; i++)
         {
             if (i >= maxIterations) throw new InvalidOperationException("partial influences did not converge");
-            var next = zeros(nodeCount);
-            next.narrow(0, 0, columns).copy_(reach.index_select(0, rowIndex).unsqueeze(0).matmul(normalized).squeeze(0));
-            reach = next;
+            reach = reach.unsqueeze(0).matmul(step).squeeze(0);
             if (reach.count_nonzero().item<long>() == 0) break;
-            influence.add_(reach);
+            walked.add_(reach);
         }
+
+        var influence = zeros(nodeCount);
+        influence.narrow(0, 0, columns).copy_((walked / rowSums).unsqueeze(0).matmul(absolute).squeeze(0));
         return influence.MoveToOuterDisposeScope();
     }
 }

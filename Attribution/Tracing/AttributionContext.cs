@@ -78,14 +78,25 @@ public sealed class AttributionContext : IDisposable
         return RowsInBatches(layers, positions, injections);
     }
 
-    /// <summary>Times only the backward passes for the same targets, without contraction (the benchmark's baseline).</summary>
-    public void BareBackward(IReadOnlyList<long> featureNodes)
+    /// <summary>
+    /// The backward passes alone for the same targets as <see cref="FeatureRows"/> and
+    /// <see cref="LogitRows"/>, without contraction: the baseline the benchmark compares against.
+    /// </summary>
+    public void BareBackward(IReadOnlyList<long> featureNodes, LogitTargets? logits = null)
     {
         var active = prompt.Active;
-        for (int start = 0; start < featureNodes.Count; start += batchSize)
+        if (logits is not null)
+        {
+            for (int start = 0; start < logits.Count; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                int count = Math.Min(batchSize, logits.Count - start);
+                Backward(Enumerable.Repeat(nLayers, count).ToArray(), Enumerable.Repeat((long)nPos - 1, count).ToArray(), logits.DemeanedVectors.narrow(0, start, count));
+            }
+        }
+        foreach (var batch in featureNodes.Chunk(batchSize))
         {
             using var scope = NewDisposeScope();
-            var batch = featureNodes.Skip(start).Take(batchSize).ToArray();
             using var index = tensor(batch, device: prompt.EncoderRows.device);
             Backward(batch.Select(f => (int)active.Layers[f]).ToArray(), batch.Select(f => active.Positions[f]).ToArray(), prompt.EncoderRows.index_select(0, index));
         }

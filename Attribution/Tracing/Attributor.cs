@@ -47,6 +47,7 @@ public static class Attributor
 {
     public const string PreparePhase = "prepare";
     public const string LogitRowsPhase = "logit rows";
+    public const string RankPhase = "rank";
     public const string FeatureRowsPhase = "feature rows";
     public const string AssemblePhase = "assemble";
 
@@ -74,15 +75,15 @@ public static class Attributor
 
         int filled = nLogits;
         var visited = new bool[nActive];
-        timings.Time(FeatureRowsPhase, () =>
+        while (filled - nLogits < maxFeatures)
         {
-            while (filled - nLogits < maxFeatures)
+            int remaining = maxFeatures - (filled - nLogits);
+            var queue = maxFeatures == nActive
+                ? Enumerable.Range(0, nActive).Select(i => (long)i).ToArray()
+                : timings.Time(RankPhase, () => FeatureRanking.NextQueue(rows.narrow(0, 0, filled), rowNodes[..filled], targets.Probabilities, visited,
+                    Math.Min(settings.UpdateInterval * settings.BatchSize, remaining)));
+            timings.Time(FeatureRowsPhase, () =>
             {
-                int remaining = maxFeatures - (filled - nLogits);
-                var queue = maxFeatures == nActive
-                    ? Enumerable.Range(0, nActive).Select(i => (long)i).ToArray()
-                    : FeatureRanking.NextQueue(rows.narrow(0, 0, filled), rowNodes[..filled], targets.Probabilities, visited,
-                        Math.Min(settings.UpdateInterval * settings.BatchSize, remaining));
                 foreach (var batch in queue.Chunk(settings.BatchSize))
                 {
                     using var batchRows = context.FeatureRows(batch);
@@ -94,9 +95,9 @@ public static class Attributor
                     }
                     progress?.Report(new(FeatureRowsPhase, filled - nLogits, maxFeatures));
                 }
-            }
-            return 0;
-        });
+                return 0;
+            });
+        }
 
         progress?.Report(new(AssemblePhase, 0, 0));
         var graph = timings.Time(AssemblePhase, () => GraphAssembly.Assemble(tokens, replacement.NLayers, prompt.Active, targets.TokenIds,

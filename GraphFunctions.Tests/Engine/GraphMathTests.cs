@@ -55,6 +55,37 @@ public class GraphMathTests
     }
 
     [Fact]
+    public void Partial_influences_equal_the_walk_over_all_columns()
+    {
+        // The reference walk of circuit-tracer: prod ← prod[row nodes] · normalised rows, over every column.
+        manual_seed(3);
+        int nActive = 40, other = 12, nLogits = 3, columns = nActive + other, nodeCount = columns + nLogits;
+        long[] features = [5, 9, 17, 22, 30, 31];
+        long[] rowNodes = [columns, columns + 1, columns + 2, .. features];
+        using var rows = randn(rowNodes.Length, columns);
+        // Features only receive from earlier nodes: keep the walk acyclic as a real graph is.
+        for (int r = nLogits; r < rowNodes.Length; r++) rows[r].narrow(0, (int)rowNodes[r], nActive - (int)rowNodes[r]).zero_();
+        using var probabilities = tensor(new float[] { 0.5f, 0.3f, 0.2f });
+
+        using var normalized = GraphMath.NormalizeRows(rows, 1e-8);
+        var prod = zeros(nodeCount);
+        prod.narrow(0, columns, nLogits).copy_(probabilities);
+        var expected = zeros(nodeCount);
+        using var rowIndex = tensor(rowNodes);
+        for (int i = 0; i < 128; i++)
+        {
+            var next = zeros(nodeCount);
+            next.narrow(0, 0, columns).copy_(prod.index_select(0, rowIndex).unsqueeze(0).matmul(normalized).squeeze(0));
+            prod = next;
+            if (prod.count_nonzero().item<long>() == 0) break;
+            expected.add_(prod);
+        }
+
+        using var actual = GraphMath.PartialInfluences(rows, rowNodes, probabilities, nodeCount);
+        Assert.True(actual.allclose(expected, rtol: 1e-5, atol: 1e-7), "the row-block walk must equal the full walk");
+    }
+
+    [Fact]
     public void Feature_ranking_queues_the_most_influential_unvisited_features()
     {
         using var rows = tensor(new float[,] { { 1, 6, 3, 0 } });       // logit row: f1 > f2 > f0

@@ -1,0 +1,33 @@
+namespace Benchmarks;
+
+using System.Diagnostics;
+
+/// <summary>Small helpers for timing and memory figures printed by the benchmarks.</summary>
+internal static class Measure
+{
+    public static double Seconds(Action work)
+    {
+        var clock = Stopwatch.StartNew();
+        work();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Peak resident set size of this process so far (VmHWM), in MiB.</summary>
+    public static double PeakResidentMiB() => ProcStatusKiB("VmHWM") / 1024.0;
+
+    /// <summary>Current resident set size (VmRSS), in MiB.</summary>
+    public static double ResidentMiB() => ProcStatusKiB("VmRSS") / 1024.0;
+
+    private static long ProcStatusKiB(string field)
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith(field + ":", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return 0;
+    }
+
+    public static string Machine() =>
+        $"{Environment.ProcessorCount} cores, {File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "unknown CPU"}";
+}
