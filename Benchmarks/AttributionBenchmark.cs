@@ -19,6 +19,8 @@ internal static class AttributionBenchmark
     {
         int layers = 4, dModel = 256, dTranscoder = 4096, positions = 32, maxFeatures = 1000, batch = 32, l0 = 64;
         string work = Path.Combine(Path.GetTempPath(), "gf-bench-attribution");
+        int updateInterval = Option(args, "--update-interval", 4);
+        if (Option(args, "--threads", 0) is int threads and > 0) set_num_threads(threads);
         Console.WriteLine($"machine: {Measure.Machine()}; {TorchInfo.Describe()}");
 
         var modelSpec = new TinyModelSpec
@@ -37,7 +39,7 @@ internal static class AttributionBenchmark
             TranscoderLoader.LoadLocal(Path.Combine(work, "transcoders", "config.yaml"), new TranscoderLoadOptions()));
         var random = new Random(5);
         int[] tokens = [2, .. Enumerable.Range(0, positions - 1).Select(_ => random.Next(3, modelSpec.VocabSize))];
-        var settings = new AttributionSettings { BatchSize = batch, MaxFeatureNodes = maxFeatures, MaxNLogits = 10, DesiredLogitProb = 0.95 };
+        var settings = new AttributionSettings { BatchSize = batch, MaxFeatureNodes = maxFeatures, MaxNLogits = 10, DesiredLogitProb = 0.95, UpdateInterval = updateInterval };
 
         // Warm up native kernels and allocators once on a small run.
         using (Attributor.Attribute(replacement, tokens[..8], settings with { MaxFeatureNodes = 64 })) { }
@@ -69,7 +71,7 @@ internal static class AttributionBenchmark
         var t = result.Timings;
         double attribution = t[Attributor.LogitRowsPhase] + t[Attributor.FeatureRowsPhase] + t[Attributor.RankPhase];
         double total = t.Total + pruneSeconds + jsonSeconds;
-        Console.WriteLine($"model: Gemma-2 layout, {layers} layers, d_model {dModel}, d_transcoder {dTranscoder}, {positions} tokens, batch {batch}, max_feature_nodes {maxFeatures}");
+        Console.WriteLine($"model: Gemma-2 layout, {layers} layers, d_model {dModel}, d_transcoder {dTranscoder}, {positions} tokens, batch {batch}, max_feature_nodes {maxFeatures}, update_interval {updateInterval}, threads {get_num_threads()}");
         Console.WriteLine($"active features: {graph.Active.Count} (L0 per position ≈ {graph.Active.Count / (double)(layers * (positions - 1)):F0}), selected {graph.FeatureCount}, logits {graph.LogitTokens.Length}, kept nodes {pruning!.NodeMask.Count(k => k)}");
         Console.WriteLine("phase              seconds");
         foreach (var (phase, seconds) in t.Phases.GroupBy(p => p.Phase).Select(g => (g.Key, g.Sum(p => p.Seconds))))
@@ -83,6 +85,12 @@ internal static class AttributionBenchmark
         Console.WriteLine($"peak resident memory: {Measure.PeakResidentMiB():F0} MiB");
         pruning.Dispose();
         return 0;
+    }
+
+    private static int Option(string[] args, string name, int fallback)
+    {
+        int at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
     }
 
     /// <summary>A write-only stream that only counts bytes, so the JSON phase measures serialisation, not disk.</summary>

@@ -107,6 +107,7 @@ public sealed class DecoderModel : IDisposable
     /// </summary>
     public Tensor Forward(Tensor residual, RunPolicy policy, int positionOffset = 0, KvCache? cache = null)
     {
+        policy.BeginForward(positionOffset, (int)residual.shape[1]);
         var h = residual;
         for (int l = 0; l < blocks.Length; l++) h = BlockForward(l, h, policy, positionOffset, cache);
         cache?.Advance(residual.shape[1]);
@@ -170,7 +171,7 @@ public sealed class DecoderModel : IDisposable
             (keys, values) = cache.Append(layer, keys, values);
         }
 
-        var pattern = policy.AttentionPattern(layer, positionOffset, () =>
+        var pattern = policy.AttentionPattern(layer, () =>
         {
             var queries = F.linear(x, block.Query, block.QueryBias).view(batch, positions, heads, headDim);
             if (block.QueryNorm is not null) queries = HeadNorm(queries, block.QueryNorm);

@@ -48,11 +48,16 @@ public class RunPolicy
 
     public virtual WriteHook WriteAt => WriteHook.MlpOut;
 
+    /// <summary>Called before each forward pass with the absolute positions it covers (incremental decoding starts past 0).</summary>
+    public virtual void BeginForward(int positionOffset, int positions)
+    {
+    }
+
     /// <summary>The norm's inverse root-mean-square, [batch, positions, 1] in float32.</summary>
     public virtual Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) => compute();
 
     /// <summary>Post-softmax attention weights, [batch, heads, queries, keys].</summary>
-    public virtual Tensor AttentionPattern(int layer, int positionOffset, Func<Tensor> compute) => compute();
+    public virtual Tensor AttentionPattern(int layer, Func<Tensor> compute) => compute();
 
     /// <summary>The transcoder input of a layer (the tensor at <see cref="ReadAt"/>).</summary>
     public virtual void OnRead(int layer, Tensor read)

@@ -123,21 +123,22 @@ public sealed class AttributionContext : IDisposable
         using var scope = NewDisposeScope();
         var (embeddingGrad, writeGrads) = Backward(readLayers, positions, injections);
 
-        // One spare column receives the padding of the per-position decoder blocks.
-        var rows = zeros(batchSize, RowLength + 1, replacement.Model.DType, replacement.Model.Device);
+        var rows = zeros(batchSize, RowLength, replacement.Model.DType, replacement.Model.Device);
         for (int w = 0; w < writeGrads.Length; w++)
         {
             var g = writeGrads[w];
             if (sources[w] is { } source)
             {
-                // [positions, batch, d] @ [positions, d, slots] → [positions, batch, slots]
-                var perPosition = g.transpose(0, 1).bmm(source.PaddedVectorsT);
-                rows.index_add_(1, source.Columns, perPosition.transpose(0, 1).reshape(batchSize, -1), 1);
+                // [positions, batch, d] @ [positions, d, slots] → [positions, batch, slots] → [batch, positions·slots]
+                var perSlot = g.transpose(0, 1).bmm(source.PaddedVectorsT).permute(1, 0, 2).reshape(batchSize, -1);
+                // Each source layer's slots, read in node order, fill that layer's block of feature columns.
+                foreach (var block in source.Blocks)
+                    rows.narrow(1, block.FirstNode, block.SlotIndex.shape[0]).add_(perSlot.index_select(1, block.SlotIndex));
             }
             rows.narrow(1, ErrorOffset + w * nPos, nPos).copy_((g * prompt.Errors[w]).sum([-1]));
         }
         rows.narrow(1, TokenOffset, nPos).copy_((embeddingGrad * prompt.TokenVectors).sum([-1]));
-        return rows.narrow(0, 0, readLayers.Length).narrow(1, 0, RowLength).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
+        return rows.narrow(0, 0, readLayers.Length).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -170,42 +171,46 @@ public sealed class AttributionContext : IDisposable
 
     /// <summary>
     /// The feature source vectors written at layer <paramref name="writeLayer"/>, grouped by
-    /// position and padded to a common count so one batched matmul contracts them all.
+    /// position and padded to a common count so one batched matmul contracts them all. Features
+    /// are in node order (layer, position, index), so each source layer's (position, slot) cells
+    /// read in order give that layer's contiguous block of feature columns.
     /// </summary>
     private WriteLayerSources? BuildSources(int writeLayer)
     {
         var active = prompt.Active;
         var transcoders = replacement.Transcoders;
-        var nodes = new List<long>();
-        var vectors = new List<Tensor>();
-        using var scope = NewDisposeScope();
-        for (int l = 0; l <= writeLayer; l++)
-        {
-            if (l + transcoders.WriteCount(l) <= writeLayer) continue;
-            var (start, end) = active.RangeOfLayer(l);
-            if (start == end) continue;
-            nodes.AddRange(Enumerable.Range(start, end - start).Select(i => (long)i));
-            vectors.Add(prompt.ScaledDecoders[l].select(1, writeLayer - l));
-        }
-        if (nodes.Count == 0) return null;
+        var model = replacement.Model;
+        var layersHere = Enumerable.Range(0, writeLayer + 1)
+            .Where(l => l + transcoders.WriteCount(l) > writeLayer && active.RangeOfLayer(l) is var (start, end) && end > start)
+            .ToList();
+        if (layersHere.Count == 0) return null;
 
-        var slotOf = new long[nodes.Count];
+        // Slot of each feature within its position, counting across the source layers in order.
         var filled = new int[nPos];
-        for (int i = 0; i < nodes.Count; i++) slotOf[i] = filled[active.Positions[nodes[i]]]++;
+        var slotsByLayer = new List<long[]>();
+        foreach (int l in layersHere)
+        {
+            var (start, end) = active.RangeOfLayer(l);
+            slotsByLayer.Add(Enumerable.Range(start, end - start).Select(n => (long)filled[active.Positions[n]]++).ToArray());
+        }
         int slots = filled.Max();
 
-        var model = replacement.Model;
+        using var scope = NewDisposeScope();
         var padded = zeros(nPos, slots, model.Config.DModel, model.DType, model.Device);
-        using var positionIndex = tensor(nodes.Select(n => active.Positions[n]).ToArray(), device: model.Device);
-        using var slotIndex = tensor(slotOf, device: model.Device);
-        padded.index_put_(cat(vectors, 0), positionIndex, slotIndex);
-
-        var columns = Enumerable.Repeat((long)RowLength, nPos * slots).ToArray();   // padding → spare column
-        for (int i = 0; i < nodes.Count; i++) columns[active.Positions[nodes[i]] * slots + slotOf[i]] = nodes[i];
-
-        return new WriteLayerSources(
-            padded.transpose(1, 2).contiguous().DetachFromDisposeScope(),
-            tensor(columns, device: model.Device).DetachFromDisposeScope());
+        var blocks = new List<SourceBlock>();
+        for (int i = 0; i < layersHere.Count; i++)
+        {
+            int l = layersHere[i];
+            var (start, end) = active.RangeOfLayer(l);
+            var positions = active.Positions[start..end];
+            var slotOf = slotsByLayer[i];
+            var positionIndex = tensor(positions, device: model.Device);
+            var slotIndex = tensor(slotOf, device: model.Device);
+            padded.index_put_(prompt.ScaledDecoders[l].select(1, writeLayer - l), positionIndex, slotIndex);
+            var flat = positions.Zip(slotOf, (p, s) => p * slots + s).ToArray();
+            blocks.Add(new SourceBlock(start, tensor(flat, device: model.Device).DetachFromDisposeScope()));
+        }
+        return new WriteLayerSources(padded.transpose(1, 2).contiguous().DetachFromDisposeScope(), blocks);
     }
 
     public void Dispose()
@@ -218,13 +223,16 @@ public sealed class AttributionContext : IDisposable
         foreach (var s in sources) s?.Dispose();
     }
 
-    /// <summary>[positions, d_model, slots] decoder vectors and the row column of each (position, slot).</summary>
-    private sealed record WriteLayerSources(Tensor PaddedVectorsT, Tensor Columns) : IDisposable
+    /// <summary>The feature columns [FirstNode, FirstNode + n) of one source layer and their flat (position, slot) cells.</summary>
+    private sealed record SourceBlock(int FirstNode, Tensor SlotIndex);
+
+    /// <summary>[positions, d_model, slots] decoder vectors and, per source layer, where its features sit.</summary>
+    private sealed record WriteLayerSources(Tensor PaddedVectorsT, IReadOnlyList<SourceBlock> Blocks) : IDisposable
     {
         public void Dispose()
         {
             PaddedVectorsT.Dispose();
-            Columns.Dispose();
+            foreach (var block in Blocks) block.SlotIndex.Dispose();
         }
     }
 }

@@ -60,7 +60,7 @@ public sealed class CleanRecording : IDisposable
             return scale;
         }
 
-        public override Tensor AttentionPattern(int layer, int positionOffset, Func<Tensor> compute)
+        public override Tensor AttentionPattern(int layer, Func<Tensor> compute)
         {
             var pattern = compute();
             recording.Patterns[layer] = Keep(pattern);

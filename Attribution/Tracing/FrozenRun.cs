@@ -50,7 +50,7 @@ public sealed class FrozenRun : RunPolicy, IDisposable
 
     public override Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) => clean.Scale(layer, point);
 
-    public override Tensor AttentionPattern(int layer, int positionOffset, Func<Tensor> compute) => clean.Patterns[layer];
+    public override Tensor AttentionPattern(int layer, Func<Tensor> compute) => clean.Patterns[layer];
 
     public override void OnRead(int layer, Tensor read) => Reads[layer] = read;
 
