@@ -5,7 +5,7 @@
 # Versions are pinned by tools/package-lock.json; the first start installs them into .tools/
 # (npm ci). Both run in the background as plain node processes; their PIDs go to .data/*.pid
 # and `stop` kills exactly those. `start` while they run is a no-op; a port held by some other
-# process is an error rather than a silent reuse.
+# process is an error rather than a silent reuse (see check_ports_free).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,19 +59,26 @@ install_tools() {
   npm ci --prefix "$TOOLS" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
 }
 
-start_one() {
-  local name=$1 ports_var="${1^^}_PORTS[@]" port pid
+# Refuse to start over a port that some other process holds (another checkout's emulators, say):
+# our tests would talk to it, and its owner could stop it mid-run.
+check_ports_free() {
+  local name=$1 ports_var="${1^^}_PORTS[@]" port
   local -a ports=("${!ports_var}")
+  running_pid "$name" >/dev/null && return
+  for port in "${ports[@]}"; do
+    if port_open "$port"; then
+      echo "test-services: port $port is taken by another process, so $name cannot start here; stop that process first" >&2
+      exit 1
+    fi
+  done
+}
+
+start_one() {
+  local name=$1 pid
   if pid=$(running_pid "$name"); then
     echo "test-services: $name already running (pid $pid)" >&2
     return
   fi
-  for port in "${ports[@]}"; do
-    if port_open "$port"; then
-      echo "test-services: port $port is taken by another process; $name cannot start (stop that process, or run the tests where it is free)" >&2
-      exit 1
-    fi
-  done
   # Fresh data each start: runs do not see each other's objects, and old graphs do not pile up.
   rm -rf "${DATA:?}/$name"
   mkdir -p "$DATA/$name"
@@ -84,7 +91,7 @@ wait_ready() {
   local name=$1 ports_var="${1^^}_PORTS[@]" port pid
   local -a ports=("${!ports_var}")
   for _ in $(seq 1 300); do
-    pid=$(running_pid "$name") || { echo "test-services: $name exited during start; its log:" >&2; cat "$DATA/$name.log" >&2; exit 1; }
+    pid=$(running_pid "$name") || fail_start "$name" "exited during start"
     local ready=1
     for port in "${ports[@]}"; do port_open "$port" || ready=0; done
     if [ "$ready" = 1 ]; then
@@ -93,8 +100,15 @@ wait_ready() {
     fi
     sleep 0.1
   done
-  echo "test-services: $name did not open ${ports[*]} within 30 s; its log:" >&2
-  cat "$DATA/$name.log" >&2
+  fail_start "$name" "did not open ${ports[*]} within 30 s"
+}
+
+# A half-started pair is no use: show why, stop both, fail.
+fail_start() {
+  echo "test-services: $1 $2; its log:" >&2
+  cat "$DATA/$1.log" >&2
+  stop_one azurite
+  stop_one s3rver
   exit 1
 }
 
@@ -115,6 +129,8 @@ case "${1:-}" in
   start)
     install_tools
     mkdir -p "$DATA"
+    check_ports_free azurite
+    check_ports_free s3rver
     start_one azurite
     start_one s3rver
     wait_ready azurite
