@@ -4,9 +4,10 @@ using System.IO.Compression;
 
 /// <summary>
 /// The bytes a delivery sends: the finished graph JSON from the workspace, as is or gzipped.
-/// The graph is complete before delivery starts, so nothing half-written can be uploaded; gzip
-/// runs once, stream to staging file (a 100 MB graph is never held in memory), and every upload
-/// attempt reopens the body with its length known (S3 needs Content-Length).
+/// The graph is complete in the workspace before delivery starts, so nothing half-written can be
+/// uploaded. Gzip runs once, streaming into a staging file (a 100 MB graph is never held in
+/// memory), and every upload attempt reopens the body with its length known (S3 needs
+/// Content-Length).
 /// </summary>
 internal sealed class GraphPayload : IDisposable
 {
