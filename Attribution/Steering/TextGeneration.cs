@@ -1,0 +1,71 @@
+namespace Attribution.Steering;
+
+using Attribution.Models;
+using static TorchSharp.torch;
+
+/// <summary>One position of a generation: its token and, from the last prompt token on, the top next-token probabilities.</summary>
+public sealed record PositionLogits(int Token, IReadOnlyList<(int Token, float Probability)> TopNext);
+
+/// <summary>The prompt and continuation tokens, with the per-position top probabilities.</summary>
+public sealed record GenerationTrace(IReadOnlyList<int> Tokens, IReadOnlyList<PositionLogits> Positions, int PromptLength);
+
+/// <summary>
+/// Autoregressive generation with a KV cache: one forward pass over the prompt, then one per new
+/// token. The run policy (plain, or with interventions) sees every pass. A full-recompute mode
+/// exists to check the cache gives the same tokens and logits.
+/// </summary>
+public static class TextGeneration
+{
+    public static GenerationTrace Generate(DecoderModel model, IReadOnlyList<int> prompt, GenerationOptions options, Func<RunPolicy> policyFactory,
+        IReadOnlyCollection<int> stopTokens, bool useCache = true)
+    {
+        using var noGrad = no_grad();
+        using var sampler = new Sampler(options.Temperature, options.FreqPenalty, options.Seed);
+        var policy = policyFactory();
+        using var cache = useCache ? new KvCache(model.Config.NLayers) : null;
+        var tokens = prompt.ToList();
+        var positions = new List<PositionLogits>();
+        for (int p = 1; p < prompt.Count - 1; p++) positions.Add(new PositionLogits(prompt[p], []));
+
+        var logits = NextLogits(model, tokens, tokens.Count, policy, policyFactory, cache);
+        for (int step = 0; step < options.NTokens; step++)
+        {
+            positions.Add(new PositionLogits(tokens[^1], TopNext(logits, options.TopK)));
+            int next = sampler.Next(logits, tokens);
+            logits.Dispose();
+            tokens.Add(next);
+            if (stopTokens.Contains(next))
+            {
+                positions.Add(new PositionLogits(next, []));
+                return new GenerationTrace(tokens, positions, prompt.Count);
+            }
+            logits = NextLogits(model, tokens, 1, policy, policyFactory, cache);
+        }
+        positions.Add(new PositionLogits(tokens[^1], TopNext(logits, options.TopK)));
+        logits.Dispose();
+        return new GenerationTrace(tokens, positions, prompt.Count);
+    }
+
+    /// <summary>Logits [vocab] at the last position, feeding the cache the <paramref name="newTokens"/> last tokens (or recomputing all).</summary>
+    private static Tensor NextLogits(DecoderModel model, List<int> tokens, int newTokens, RunPolicy policy, Func<RunPolicy> policyFactory, KvCache? cache)
+    {
+        using var scope = NewDisposeScope();
+        var feed = cache is null ? tokens : tokens.GetRange(tokens.Count - newTokens, newTokens);
+        using var ids = tensor(feed.Select(t => (long)t).ToArray(), device: model.Device).unsqueeze(0);
+        var logits = model.ForwardLogits(ids, cache is null ? policyFactory() : policy, cache);
+        return logits[0, -1].to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    private static (int Token, float Probability)[] TopNext(Tensor logits, int k)
+    {
+        using var probabilities = logits.softmax(-1);
+        var (values, indices) = probabilities.topk(Math.Min(k, (int)probabilities.shape[0]));
+        using (values)
+        using (indices)
+        {
+            var p = values.cpu().data<float>().ToArray();
+            var t = indices.cpu().data<long>().ToArray();
+            return t.Select((token, i) => ((int)token, p[i])).ToArray();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+namespace GraphFunctions.Tests.Engine;
+
+using Attribution.Models;
+using Attribution.Steering;
+using Attribution.Synthetic;
+using Attribution.Tracing;
+using Attribution.Transcoders;
+using GraphFunctions.Tests.Support;
+using static TorchSharp.torch;
+
+/// <summary>Feature interventions, KV-cached generation and the sampler (issue #5).</summary>
+public class SteeringTests
+{
+    /// <summary>Adds fixed vectors at write points: the hand-made version of an intervention.</summary>
+    private sealed class ManualEdit(TranscoderSet transcoders, Dictionary<int, Tensor> additions) : RunPolicy
+    {
+        public override ReadHook ReadAt => transcoders.ReadAt;
+        public override WriteHook WriteAt => transcoders.WriteAt;
+        public override Tensor Write(int layer, Tensor read, Func<Tensor> mlp) =>
+            additions.TryGetValue(layer, out var add) ? mlp() + add : mlp();
+    }
+
+    private static TinyReplacement Tiny(TranscoderKind kind, ModelArchitecture architecture = ModelArchitecture.Gemma2) =>
+        new(new TinyModelSpec { Architecture = architecture, Seed = 21 }, new TinyTranscoderSpec { Kind = kind, Seed = 6 }, ScalarType.Float64);
+
+    private static Tensor Logits(ReplacementModel replacement, int[] tokens, RunPolicy policy)
+    {
+        using var ids = tensor(tokens.Select(t => (long)t).ToArray()).unsqueeze(0);
+        using var noGrad = no_grad();
+        return replacement.Model.ForwardLogits(ids, policy);
+    }
+
+    /// <summary>An active feature of layer 1 at a middle position, with its clean activation (stored as float32) and decoder vectors.</summary>
+    private static (int Layer, int Index, int Position, double Activation, Tensor Decoders) SomeActiveFeature(ReplacementModel replacement, int[] tokens)
+    {
+        using var prompt = PreparedPrompt.Prepare(replacement, tokens);
+        var active = prompt.Active;
+        int node = Enumerable.Range(0, active.Count).First(i => active.Layers[i] == 1 && active.Positions[i] == 4);
+        var (start, _) = active.RangeOfLayer(1);
+        var decoders = replacement.Transcoders.DecoderRows(1, [active.Indices[node]])[0];   // [writes, d]
+        return (1, (int)active.Indices[node], 4, active.Values[node], decoders.DetachFromDisposeScope());
+    }
+
+    private static Dictionary<int, Tensor> AddAt(int layer, int position, int length, Tensor decoders, double scale)
+    {
+        var additions = new Dictionary<int, Tensor>();
+        for (int w = 0; w < decoders.shape[0]; w++)
+        {
+            var delta = zeros(1, length, decoders.shape[1], decoders.dtype);
+            delta[0, position] = decoders[w] * scale;
+            additions[layer + w] = delta;
+        }
+        return additions;
+    }
+
+    [Theory]
+    [InlineData(TranscoderKind.PerLayer)]
+    [InlineData(TranscoderKind.CrossLayer)]
+    public void Ablating_a_feature_equals_removing_its_decoder_contribution_by_hand(TranscoderKind kind)
+    {
+        using var tiny = Tiny(kind);
+        var tokens = tiny.Prompt(8);
+        var (layer, index, position, activation, decoders) = SomeActiveFeature(tiny.Replacement, tokens);
+        Assert.True(activation > 0);
+
+        using var steered = Logits(tiny.Replacement, tokens, new InterventionRun(tiny.Replacement.Transcoders, [new FeatureSetting(layer, index, 0, position, int.MaxValue)], null, tokens.Length));
+        using var byHand = Logits(tiny.Replacement, tokens, new ManualEdit(tiny.Replacement.Transcoders, AddAt(layer, position, tokens.Length, decoders, -activation)));
+        using var plain = Logits(tiny.Replacement, tokens, RunPolicy.Plain);
+
+        Assert.True(steered.allclose(byHand, rtol: 1e-6, atol: 1e-7), "ablation must remove exactly a·W_dec at the write point(s)");
+        Assert.False(steered.allclose(plain, rtol: 1e-6, atol: 1e-6), "ablating an active feature should change the logits");
+    }
+
+    [Fact]
+    public void Delta_sets_the_feature_to_its_clean_activation_plus_delta()
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer, ModelArchitecture.Llama);
+        var tokens = tiny.Prompt(8);
+        var (layer, index, position, activation, decoders) = SomeActiveFeature(tiny.Replacement, tokens);
+
+        using var steered = Logits(tiny.Replacement, tokens, new InterventionRun(tiny.Replacement.Transcoders, [new FeatureSetting(layer, index, activation + 3.5, position, int.MaxValue)], null, tokens.Length));
+        using var byHand = Logits(tiny.Replacement, tokens, new ManualEdit(tiny.Replacement.Transcoders, AddAt(layer, position, tokens.Length, decoders, 3.5)));
+        Assert.True(steered.allclose(byHand, rtol: 1e-6, atol: 1e-7));
+    }
+
+    [Fact]
+    public void Cross_layer_interventions_write_to_every_later_layer()
+    {
+        using var tiny = Tiny(TranscoderKind.CrossLayer);
+        var tokens = tiny.Prompt(8);
+        var (layer, index, position, activation, decoders) = SomeActiveFeature(tiny.Replacement, tokens);
+        Assert.Equal(tiny.Replacement.NLayers - layer, decoders.shape[0]);
+
+        using var steered = Logits(tiny.Replacement, tokens, new InterventionRun(tiny.Replacement.Transcoders, [new FeatureSetting(layer, index, activation + 2, position, int.MaxValue)], null, tokens.Length));
+        using var allLayers = Logits(tiny.Replacement, tokens, new ManualEdit(tiny.Replacement.Transcoders, AddAt(layer, position, tokens.Length, decoders, 2)));
+        using var firstOnly = Logits(tiny.Replacement, tokens, new ManualEdit(tiny.Replacement.Transcoders, AddAt(layer, position, tokens.Length, decoders.narrow(0, 0, 1), 2)));
+        Assert.True(steered.allclose(allLayers, rtol: 1e-6, atol: 1e-7));
+        Assert.False(steered.allclose(firstOnly, rtol: 1e-6, atol: 1e-6), "a CLT feature writes beyond its own layer");
+    }
+
+    public static TheoryData<bool, bool, double> CacheCases => new()
+    {
+        { false, false, 0.0 },     // plain, greedy
+        { true, false, 0.0 },      // steered on generated tokens
+        { true, true, 0.0 },       // steered with frozen attention
+        { true, false, 0.8 },      // sampled, seeded
+    };
+
+    [Theory]
+    [MemberData(nameof(CacheCases))]
+    public void Kv_cached_generation_equals_recomputing_the_whole_sequence(bool steer, bool freeze, double temperature)
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer);
+        var tokens = tiny.Prompt(7);
+        var (layer, index, _, activation, _) = SomeActiveFeatureAnywhere(tiny.Replacement, tokens);
+        FeatureSteer[] features = steer
+            ? [new FeatureSteer(layer, index, 3, SteerPosition: 3, Delta: 5), new FeatureSteer(layer, index, 3, SteerGeneratedTokens: true, Delta: 4)]
+            : [new FeatureSteer(layer, index, 3, SteerPosition: 3, Ablate: true)];
+        var options = new GenerationOptions(NTokens: 6, TopK: 4, Temperature: temperature, Seed: 1234, FreezeAttention: freeze);
+
+        var cached = Steerer.Steer(tiny.Replacement, tokens, features, options, stopTokens: [], useCache: true);
+        var recomputed = Steerer.Steer(tiny.Replacement, tokens, features, options, stopTokens: [], useCache: false);
+        foreach (var (a, b) in new[] { (cached.Default, recomputed.Default), (cached.Steered, recomputed.Steered) })
+        {
+            Assert.Equal(b.Tokens, a.Tokens);
+            Assert.Equal(tokens.Length - 1 + options.NTokens, a.Positions.Count);
+            for (int p = 0; p < a.Positions.Count; p++)
+            {
+                Assert.Equal(b.Positions[p].TopNext.Select(t => t.Token), a.Positions[p].TopNext.Select(t => t.Token));
+                foreach (var (x, y) in a.Positions[p].TopNext.Zip(b.Positions[p].TopNext)) Assert.Equal(y.Probability, x.Probability, 5);
+            }
+        }
+        _ = activation;
+    }
+
+    private static (int, int, int, double, Tensor) SomeActiveFeatureAnywhere(ReplacementModel replacement, int[] tokens)
+    {
+        using var prompt = PreparedPrompt.Prepare(replacement, tokens);
+        var active = prompt.Active;
+        int node = Enumerable.Range(0, active.Count).First(i => active.Positions[i] == 3);
+        return ((int)active.Layers[node], (int)active.Indices[node], 3, active.Values[node], zeros(1));
+    }
+
+    [Fact]
+    public void Steering_generated_tokens_changes_the_continuation_and_prompt_entries_are_empty_before_the_last_token()
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer);
+        var tokens = tiny.Prompt(7);
+        var (layer, index, _, _, _) = SomeActiveFeatureAnywhere(tiny.Replacement, tokens);
+        var result = Steerer.Steer(tiny.Replacement, tokens, [new FeatureSteer(layer, index, 3, SteerGeneratedTokens: true, Delta: 200)],
+            new GenerationOptions(NTokens: 5, TopK: 3), stopTokens: []);
+        Assert.All(result.Steered.Positions.Take(tokens.Length - 2), p => Assert.Empty(p.TopNext));
+        Assert.All(result.Steered.Positions.Skip(tokens.Length - 2), p => Assert.Equal(3, p.TopNext.Count));
+        Assert.Equal(tokens[1..], result.Default.Positions.Take(tokens.Length - 1).Select(p => p.Token));
+        Assert.NotEqual(result.Default.Tokens, result.Steered.Tokens);
+    }
+
+    [Fact]
+    public void Generation_stops_at_an_end_of_sequence_token()
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer);
+        var tokens = tiny.Prompt(6);
+        var free = TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions(NTokens: 4), () => RunPolicy.Plain, []);
+        int firstGenerated = free.Tokens[tokens.Length];
+        var stopped = TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions(NTokens: 4), () => RunPolicy.Plain, [firstGenerated]);
+        Assert.Equal(tokens.Length + 1, stopped.Tokens.Count);
+        Assert.Empty(stopped.Positions[^1].TopNext);
+    }
+
+    [Fact]
+    public void Seeded_sampling_is_reproducible_and_seeds_matter()
+    {
+        using var logits = randn(50, generator: new Generator(3));
+        int[] Draw(long seed)
+        {
+            using var sampler = new Sampler(temperature: 1.0, frequencyPenalty: 0, seed);
+            return Enumerable.Range(0, 20).Select(_ => sampler.Next(logits, [])).ToArray();
+        }
+        Assert.Equal(Draw(7), Draw(7));
+        Assert.NotEqual(Draw(7), Draw(8));
+    }
+
+    [Fact]
+    public void Temperature_zero_is_greedy()
+    {
+        using var logits = tensor(new float[] { 0.1f, 2.5f, 2.4f, -1f });
+        using var sampler = new Sampler(0, frequencyPenalty: 5, seed: 1);
+        Assert.All(Enumerable.Range(0, 10), _ => Assert.Equal(1, sampler.Next(logits, [1, 1, 1])));
+    }
+
+    [Fact]
+    public void Frequency_penalty_subtracts_penalty_times_count_from_the_tempered_logits()
+    {
+        using var logits = tensor(new float[] { 1f, 2f, 3f });
+        using var sampler = new Sampler(temperature: 2, frequencyPenalty: 0.5, seed: 1);
+        using var distribution = sampler.Distribution(logits, [2, 2, 0]);
+        // (1, 2, 3) / 2 − 0.5 · (1, 0, 2) = (0, 1, 0.5)
+        using var expected = tensor(new float[] { 0f, 1f, 0.5f }).softmax(0);
+        Assert.True(distribution.allclose(expected, rtol: 1e-6, atol: 1e-7));
+
+        using var withoutPenalty = new Sampler(temperature: 2, frequencyPenalty: 0, seed: 1).Distribution(logits, [2, 2, 0]);
+        Assert.True(withoutPenalty[2].item<float>() > distribution[2].item<float>());
+    }
+}
