@@ -55,6 +55,24 @@ public sealed record StoredTensor(string Name, string FilePath, long ByteOffset,
     }
 
     /// <summary>
+    /// Reads rows [start, start + destination rows) into <paramref name="destination"/> (contiguous,
+    /// CPU, this tensor's dtype): streaming a large matrix through one reused buffer.
+    /// </summary>
+    public void ReadRowRangeInto(Tensor destination, long start)
+    {
+        long count = destination.shape[0];
+        if (start < 0 || start + count > RowCount)
+            throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) outside {Name} with {RowCount} rows");
+        if (OpenWhole is not null)
+        {
+            using var rows = LoadRowRange(start, count);
+            destination.copy_(rows);
+            return;
+        }
+        FillFromFile(destination, ByteOffset + start * RowLength * ElementSize);
+    }
+
+    /// <summary>
     /// The given rows (any order, repeats allowed) as a [rows.Length, ...] tensor, reading only
     /// their bytes. Runs of consecutive rows are read with one call each.
     /// </summary>

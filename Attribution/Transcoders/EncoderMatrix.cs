@@ -11,7 +11,7 @@ using F = TorchSharp.torch.nn.functional;
 /// </summary>
 internal sealed class EncoderMatrix : IDisposable
 {
-    private const long StreamChunkBytes = 64L << 20;
+    private const long StreamChunkBytes = 16L << 20;
 
     private readonly Tensor? held;           // [d_transcoder, d_model] on the device
     private readonly StoredTensor? stored;
@@ -40,29 +40,22 @@ internal sealed class EncoderMatrix : IDisposable
     {
         if (held is not null) return F.linear(x, held, bias);
 
+        // Stream the matrix from disk through one reused chunk buffer, so memory stays at one chunk.
         using var scope = NewDisposeScope();
-        long rowsPerChunk = Math.Max(1, StreamChunkBytes / (stored!.RowLength * stored.ElementSize));
-        if (featuresAreRows)
-        {
-            var parts = new List<Tensor>();
-            for (long start = 0; start < stored.RowCount; start += rowsPerChunk)
-            {
-                long count = Math.Min(rowsPerChunk, stored.RowCount - start);
-                using var chunk = stored.LoadRowRange(start, count);
-                parts.Add(F.linear(x, chunk.to(dtype, device), bias.narrow(0, start, count)));
-            }
-            return cat(parts, -1).MoveToOuterDisposeScope();
-        }
-
-        // Rows are input dimensions: accumulate x[..., chunk] · W[chunk, :].
-        var total = bias.expand([.. x.shape.SkipLast(1), bias.shape[0]]).clone();
+        long rowsPerChunk = Math.Clamp(StreamChunkBytes / (stored!.RowLength * stored.ElementSize), 1, stored.RowCount);
+        var buffer = empty([rowsPerChunk, stored.RowLength], stored.DType);
+        var output = bias.expand([.. x.shape.SkipLast(1), bias.shape[0]]).clone();
         for (long start = 0; start < stored.RowCount; start += rowsPerChunk)
         {
             long count = Math.Min(rowsPerChunk, stored.RowCount - start);
-            using var chunk = stored.LoadRowRange(start, count);
-            total.add_(x.narrow(-1, start, count).matmul(chunk.to(dtype, device)));
+            using var chunkScope = NewDisposeScope();
+            var chunk = buffer.narrow(0, 0, count);
+            stored.ReadRowRangeInto(chunk, start);
+            var weights = chunk.to(dtype, device);
+            if (featuresAreRows) output.narrow(-1, start, count).add_(x.matmul(weights.t()));   // features [start, start+count)
+            else output.add_(x.narrow(-1, start, count).matmul(weights));                       // input dims [start, start+count)
         }
-        return total.MoveToOuterDisposeScope();
+        return output.MoveToOuterDisposeScope();
     }
 
     /// <summary>Encoder rows of the given features: [n, d_model].</summary>
