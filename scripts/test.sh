@@ -4,6 +4,7 @@
 # into .tools/ and started here on 127.0.0.1 for the duration of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/fetch-test-data.sh
 
 scripts/test-services.sh start
 trap 'scripts/test-services.sh stop' EXIT
