@@ -1,6 +1,7 @@
 namespace Attribution.Graphs;
 
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 /// <summary>Who made a graph and with what, for the `info` block of the metadata (SPEC 5).</summary>
@@ -43,7 +44,8 @@ public static class NeuronpediaGraphWriter
         var links = KeptLinks(graph, pruning, nodes);
         var connected = new HashSet<int>(links.SelectMany(l => new[] { l.Source, l.Target }));
 
-        using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = false });
+        // Relaxed escaping: tokens like "<bos>" and non-ASCII text stay readable, as in circuit-tracer's files.
+        using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         json.WriteStartObject();
         WriteMetadata(json, metadata);
         WriteQueryParameters(json);

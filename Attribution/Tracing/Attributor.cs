@@ -72,6 +72,7 @@ public static class Attributor
             for (int i = 0; i < nLogits; i++) rowNodes[i] = context.RowLength + i;
             return 0;
         });
+        progress?.Report(new(LogitRowsPhase, nLogits, nLogits));
 
         int filled = nLogits;
         var visited = new bool[nActive];

@@ -1,0 +1,115 @@
+namespace Attribution.Loading;
+
+using Attribution.Hub;
+using Attribution.Models;
+using Attribution.Tokenization;
+using Attribution.Tracing;
+using Attribution.Transcoders;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+
+/// <summary>The model a worker serves: replacement model, tokenizer and the names that identify them.</summary>
+public sealed class LoadedModel : IDisposable
+{
+    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer)
+    {
+        ModelId = modelId;
+        Scan = scan;
+        TranscoderSet = transcoderSet;
+        SourceUrls = sourceUrls;
+        Replacement = replacement;
+        Tokenizer = tokenizer;
+    }
+
+    public string ModelId { get; }
+
+    /// <summary>The Neuronpedia model id written into graphs.</summary>
+    public string Scan { get; }
+
+    public string TranscoderSet { get; }
+
+    public IReadOnlyList<string> SourceUrls { get; }
+
+    public ReplacementModel Replacement { get; }
+
+    public TextTokenizer Tokenizer { get; }
+
+    /// <summary>Prompt → token ids with the BOS rule of SPEC 3.2.</summary>
+    public int[] Tokenize(string prompt) => Tokenizer.EncodePrompt(prompt);
+
+    /// <summary>
+    /// Loads what the settings name: a local folder, the hub (by model id, through the HF cache),
+    /// or the bundled demo model when neither is configured.
+    /// </summary>
+    public static async Task<LoadedModel> LoadAsync(ModelSettings settings, HubClient? hub, ILogger? log = null, CancellationToken cancellation = default)
+    {
+        TorchInfo.ReturnFreedTensorMemoryToTheSystem();
+        var device = torch.device(settings.Device);
+        string modelId = settings.ModelId;
+        string? transcoderSet = settings.TranscoderSet;
+        string? transcoderSetName = settings.TranscoderSet;
+        string modelFolder;
+
+        if (!string.IsNullOrEmpty(settings.ModelPath))
+        {
+            modelFolder = settings.ModelPath;
+        }
+        else if (modelId == BundledModel.Id)
+        {
+            var (folder, config) = BundledModel.EnsureWritten(settings.BundledFolder);
+            modelFolder = folder;
+            transcoderSet ??= config;
+            transcoderSetName ??= BundledModel.TranscoderSetName;
+        }
+        else
+        {
+            var client = hub ?? throw new InvalidOperationException($"model {modelId} must come from the hub, but no hub client is configured");
+            log?.LogInformation("Downloading {Model} from the hub (cached under {Cache})", modelId, client.Cache.Root);
+            var config = await client.DownloadFileAsync(modelId, "config.json", cancellationToken: cancellation);
+            await client.DownloadFileAsync(modelId, "tokenizer.json", config.CommitHash, cancellationToken: cancellation);
+            await TryDownload(client, modelId, "tokenizer_config.json", config.CommitHash, cancellation);
+            await client.DownloadSafetensorsAsync(modelId, config.CommitHash, cancellationToken: cancellation);
+            modelFolder = config.SnapshotFolder;
+        }
+        if (string.IsNullOrEmpty(transcoderSet))
+            throw new InvalidOperationException($"no transcoder set is configured for model {modelId}");
+
+        log?.LogInformation("Loading {Model} from {Folder} ({DType} on {Device})", modelId, modelFolder, settings.DType, device);
+        var model = DecoderModel.Load(modelFolder, device, settings.DType);
+        try
+        {
+            var options = new TranscoderLoadOptions { Device = device, DType = settings.DType, LazyEncoders = settings.LazyEncoders };
+            var transcoders = await TranscoderSetCatalog.LoadAsync(transcoderSet, model.Config.NLayers, hub, options, cancellation);
+            var tokenizer = TextTokenizer.FromModelDirectory(modelFolder);
+            var sourceUrls = TranscoderSetCatalog.Describe(transcoderSet).SourceUrls;
+            transcoderSetName ??= transcoderSet;
+            string scan = settings.NeuronpediaModelId ?? (modelId == BundledModel.Id ? BundledModel.Scan : NeuronpediaIds.ScanFor(modelId));
+            log?.LogInformation("Serving {Model} (scan {Scan}) with transcoders {Set}: {Layers} layers, {Features} features per layer",
+                modelId, scan, transcoderSet, transcoders.NLayers, transcoders.DTranscoder);
+            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders), tokenizer);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task TryDownload(HubClient hub, string repo, string path, string revision, CancellationToken cancellation)
+    {
+        try
+        {
+            await hub.DownloadFileAsync(repo, path, revision, cancellationToken: cancellation);
+        }
+        catch (HubException e) when (e.Kind == HubErrorKind.EntryNotFound)
+        {
+            // Optional file: the tokenizer works without it.
+        }
+    }
+
+    public void Dispose()
+    {
+        Replacement.Dispose();
+        Tokenizer.Dispose();
+    }
+}

@@ -1,0 +1,49 @@
+namespace Attribution.Loading;
+
+using static TorchSharp.torch;
+
+/// <summary>Which model and transcoder set to serve, and how to place them.</summary>
+public sealed record ModelSettings
+{
+    /// <summary>The Hugging Face model id (e.g. google/gemma-2-2b), or the bundled demo model's id.</summary>
+    public string ModelId { get; init; } = BundledModel.Id;
+
+    /// <summary>A local model folder; when empty the model comes from the hub by <see cref="ModelId"/>.</summary>
+    public string? ModelPath { get; init; }
+
+    /// <summary>A transcoder set name (gemma, mwhanna/qwen3-4b-transcoders, ...), config.yaml, or folder.</summary>
+    public string? TranscoderSet { get; init; }
+
+    /// <summary>The Neuronpedia model id written as the graph's scan; defaults from <see cref="ModelId"/>.</summary>
+    public string? NeuronpediaModelId { get; init; }
+
+    public string Device { get; init; } = "cpu";
+
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+
+    public bool LazyEncoders { get; init; }
+
+    /// <summary>Where the bundled demo model is written when no model is configured.</summary>
+    public string? BundledFolder { get; init; }
+
+    public static ScalarType ParseDType(string? name) => (name ?? "float32").ToLowerInvariant() switch
+    {
+        "float32" or "f32" or "fp32" => ScalarType.Float32,
+        "bfloat16" or "bf16" => ScalarType.BFloat16,
+        "float16" or "f16" or "fp16" => ScalarType.Float16,
+        "float64" or "f64" => ScalarType.Float64,
+        var other => throw new ArgumentException($"compute dtype '{other}' is not one of float32, bfloat16, float16, float64"),
+    };
+}
+
+/// <summary>Neuronpedia's model ids for the seed's models (SPEC 5); other models use their repo name.</summary>
+public static class NeuronpediaIds
+{
+    public static string ScanFor(string modelId) => modelId switch
+    {
+        "google/gemma-2-2b" => "gemma-2-2b",
+        "Qwen/Qwen3-4B" => "qwen3-4b",
+        "google/gemma-3-4b-it" => "gemma-3-4b-it",
+        _ => modelId[(modelId.LastIndexOf('/') + 1)..].ToLowerInvariant(),
+    };
+}

@@ -1,0 +1,61 @@
+namespace Attribution.Pipeline;
+
+using System.Diagnostics;
+using Attribution.Graphs;
+using Attribution.Loading;
+using Attribution.Tracing;
+
+/// <summary>What one graph took: attribution phases, then prune and JSON, and the graph's size.</summary>
+public sealed record GraphSummary(PhaseTimings Timings, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, GraphScores Scores);
+
+/// <summary>
+/// Prompt → Neuronpedia graph JSON, in process: tokenize, attribute (SPEC 3), prune, score and
+/// write (SPEC 5). The CLI and the service's synchronous path call this; the Durable
+/// orchestration computes the rows in activities and finishes with <see cref="WriteGraph"/>.
+/// </summary>
+public static class GraphPipeline
+{
+    public const string PrunePhase = "prune";
+    public const string JsonPhase = "json";
+
+    public static GraphSummary Generate(LoadedModel model, GraphRequest request, Stream output, IProgress<AttributionProgress>? progress = null, GeneratorInfo? generator = null)
+    {
+        var tokens = model.Tokenize(request.Prompt);
+        using var result = Attributor.Attribute(model.Replacement, tokens, request.Attribution, progress);
+        return WriteGraph(model, result.Graph, request, output, result.Timings, generator);
+    }
+
+    /// <summary>Prunes <paramref name="graph"/>, scores it and writes its JSON to <paramref name="output"/>.</summary>
+    public static GraphSummary WriteGraph(LoadedModel model, AttributionGraph graph, GraphRequest request, Stream output, PhaseTimings? timings = null, GeneratorInfo? generator = null)
+    {
+        timings ??= new PhaseTimings();
+        using var pruning = timings.Time(PrunePhase, () => Pruning.Prune(graph, request.NodeThreshold, request.EdgeThreshold));
+        var scores = timings.Time(PrunePhase, () => GraphScores.Compute(graph));
+        var metadata = Metadata(model, graph, request, scores, generator ?? GeneratorInfo.Default);
+        var clock = Stopwatch.StartNew();
+        NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id));
+        timings.Add(JsonPhase, clock.Elapsed.TotalSeconds);
+        return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores);
+    }
+
+    public static GraphMetadata Metadata(LoadedModel model, AttributionGraph graph, GraphRequest request, GraphScores scores, GeneratorInfo generator) => new()
+    {
+        Slug = request.Slug,
+        Scan = model.Scan,
+        PromptTokens = graph.InputTokens.Select(model.Tokenizer.DecodeToken).ToList(),
+        Prompt = model.Tokenizer.Decode(graph.InputTokens),
+        NodeThreshold = request.NodeThreshold,
+        EdgeThreshold = request.EdgeThreshold,
+        Info = new GraphInfo(
+            CreatorName: string.IsNullOrEmpty(request.UserId) ? "Anonymous" : request.UserId,
+            CreatorUrl: "https://neuronpedia.org",
+            SourceUrls: model.SourceUrls,
+            TranscoderSet: model.TranscoderSet,
+            GeneratorName: generator.Name,
+            GeneratorVersion: generator.Version,
+            GeneratorUrl: generator.Url,
+            CreateTimeMs: DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
+        Generation = new GenerationSettings(request.MaxNLogits, request.DesiredLogitProb, request.BatchSize, request.MaxFeatureNodes),
+        Scores = scores,
+    };
+}

@@ -1,0 +1,119 @@
+namespace GraphFunctions.Cli;
+
+using System.CommandLine;
+using System.IO.Compression;
+using Attribution;
+using Attribution.Hub;
+using Attribution.Loading;
+using Attribution.Pipeline;
+using Attribution.Tracing;
+using Microsoft.Extensions.Logging;
+
+/// <summary>`graph`: a model, a transcoder set and a prompt in, Neuronpedia graph JSON out.</summary>
+internal static class GraphCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (config.json + safetensors) or Hugging Face model id; default: the bundled tiny model" };
+        var transcoders = new Option<string?>("--transcoders") { Description = "Transcoder set: config.yaml, its folder, or a name (gemma, mwhanna/qwen3-4b-transcoders, mntss/clt-gemma-2-2b-2.5M)" };
+        var prompt = new Option<string>("--prompt") { Description = "The prompt to attribute", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "Where to write the graph JSON", Required = true };
+        var gzip = new Option<bool>("--gzip") { Description = "Gzip the JSON as it is written" };
+        var slug = new Option<string>("--slug") { Description = "Graph slug", DefaultValueFactory = _ => "graph" };
+        var maxFeatureNodes = new Option<int>("--max-feature-nodes") { DefaultValueFactory = _ => 10000 };
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 48 };
+        var maxLogits = new Option<int>("--max-n-logits") { DefaultValueFactory = _ => 10 };
+        var desiredProb = new Option<double>("--desired-logit-prob") { DefaultValueFactory = _ => 0.95 };
+        var nodeThreshold = new Option<double>("--node-threshold") { DefaultValueFactory = _ => 0.8 };
+        var edgeThreshold = new Option<double>("--edge-threshold") { DefaultValueFactory = _ => 0.98 };
+        var updateInterval = new Option<int>("--update-interval") { Description = "Batches between feature re-rankings", DefaultValueFactory = _ => 4 };
+        var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "float32" };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var lazyEncoders = new Option<bool>("--lazy-encoders") { Description = "Stream encoder matrices from disk instead of holding them" };
+
+        var command = new Command("graph", "Attribute a prompt and write its Neuronpedia graph JSON")
+        {
+            model, transcoders, prompt, output, gzip, slug, maxFeatureNodes, batchSize, maxLogits, desiredProb,
+            nodeThreshold, edgeThreshold, updateInterval, dtype, device, lazyEncoders,
+        };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            var log = logging.CreateLogger("graphfunctions");
+            string? modelArgument = parse.GetValue(model);
+            bool localFolder = modelArgument is not null && Directory.Exists(modelArgument);
+            var settings = new ModelSettings
+            {
+                ModelId = modelArgument is null ? BundledModel.Id : localFolder ? Path.GetFileName(Path.GetFullPath(modelArgument).TrimEnd('/')) : modelArgument,
+                ModelPath = localFolder ? modelArgument : null,
+                TranscoderSet = parse.GetValue(transcoders),
+                Device = parse.GetValue(device)!,
+                DType = ModelSettings.ParseDType(parse.GetValue(dtype)),
+                LazyEncoders = parse.GetValue(lazyEncoders),
+            };
+            using var http = HubClient.CreateHttpClient();
+            var hub = new HubClient(http, HubOptions.FromEnvironment(), log);
+            using var loaded = await LoadedModel.LoadAsync(settings, hub, log, cancellation);
+            Console.WriteLine(TorchInfo.Describe());
+
+            var request = new GraphRequest
+            {
+                Prompt = parse.GetValue(prompt)!,
+                Slug = parse.GetValue(slug)!,
+                MaxFeatureNodes = parse.GetValue(maxFeatureNodes),
+                BatchSize = parse.GetValue(batchSize),
+                MaxNLogits = parse.GetValue(maxLogits),
+                DesiredLogitProb = parse.GetValue(desiredProb),
+                NodeThreshold = parse.GetValue(nodeThreshold),
+                EdgeThreshold = parse.GetValue(edgeThreshold),
+                UpdateInterval = parse.GetValue(updateInterval),
+            };
+            var target = parse.GetValue(output)!;
+            target.Directory?.Create();
+            string partial = target.FullName + ".partial";
+            GraphSummary summary;
+            using (var progress = new ConsoleProgress())
+            await using (var file = File.Create(partial))
+            {
+                Stream sink = parse.GetValue(gzip) ? new GZipStream(file, CompressionLevel.Fastest) : file;
+                await using (sink)
+                    summary = GraphPipeline.Generate(loaded, request, sink, progress);
+            }
+            File.Move(partial, target.FullName, overwrite: true);   // the graph appears whole or not at all
+
+            Console.WriteLine($"wrote {target.FullName} ({target.Length / 1024.0:F0} KiB): {summary.ActiveFeatures} active features, " +
+                $"{summary.SelectedFeatures} attributed, {summary.KeptNodes} nodes kept, {summary.Logits} logits; " +
+                $"replacement {summary.Scores.Replacement:F3}, completeness {summary.Scores.Completeness:F3}");
+            Console.WriteLine("phase              seconds");
+            foreach (var group in summary.Timings.Phases.GroupBy(p => p.Phase))
+                Console.WriteLine($"  {group.Key,-16} {group.Sum(p => p.Seconds),8:F3}");
+            Console.WriteLine($"  {"total",-16} {summary.Timings.Total,8:F3}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>One self-overwriting line per phase on a terminal, plain lines otherwise.</summary>
+    private sealed class ConsoleProgress : IProgress<AttributionProgress>, IDisposable
+    {
+        private string? phase;
+        private DateTime lastDraw;
+
+        public void Report(AttributionProgress value)
+        {
+            bool newPhase = value.Phase != phase;
+            if (!newPhase && DateTime.UtcNow - lastDraw < TimeSpan.FromMilliseconds(200) && value.Done != value.Total) return;
+            if (newPhase && phase is not null && !Console.IsOutputRedirected) Console.WriteLine();
+            phase = value.Phase;
+            lastDraw = DateTime.UtcNow;
+            string text = value.Total > 0 ? $"{value.Phase}: {value.Done}/{value.Total}" : $"{value.Phase}...";
+            if (Console.IsOutputRedirected) { if (newPhase || value.Done == value.Total) Console.WriteLine(text); }
+            else Console.Write($"\r{text}   ");
+        }
+
+        public void Dispose()
+        {
+            if (phase is not null && !Console.IsOutputRedirected) Console.WriteLine();
+        }
+    }
+}
