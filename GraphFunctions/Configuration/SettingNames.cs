@@ -12,6 +12,10 @@ public static class SettingNames
     public const string AppInsightsConnection = "APPLICATIONINSIGHTS_CONNECTION_STRING";
     public const string AzureClientId = "AZURE_CLIENT_ID";
 
+    /// <summary>Identity-based AzureWebJobsStorage (Azure): the account, or its blob endpoint, with a managed identity.</summary>
+    public const string WebJobsStorageAccountName = "AzureWebJobsStorage__accountName";
+    public const string WebJobsStorageBlobServiceUri = "AzureWebJobsStorage__blobServiceUri";
+
     // Secrets (Key Vault references in Azure)
     public const string Secret = "SECRET";
     public const string HfToken = "HF_TOKEN";
@@ -26,6 +30,8 @@ public static class SettingNames
     public const string Device = "DEVICE";
     public const string ComputeDtype = "COMPUTE_DTYPE";
     public const string TokenLimit = "TOKEN_LIMIT";
+    public const string LazyEncoders = "LAZY_ENCODERS";
+    public const string UpdateInterval = "UPDATE_INTERVAL";
 
     // Graph jobs, workspace and delivery
     public const string WorkspacePath = "WORKSPACE_PATH";
@@ -36,9 +42,9 @@ public static class SettingNames
 
     public static IReadOnlyList<string> All { get; } =
     [
-        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
+        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId, WebJobsStorageAccountName, WebJobsStorageBlobServiceUri,
         Secret, HfToken,
-        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit,
+        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds,
     ];
 }

@@ -16,11 +16,10 @@ public static class BlobStorage
     /// </summary>
     public const BlobClientOptions.ServiceVersion PinnedServiceVersion = BlobClientOptions.ServiceVersion.V2025_11_05;
 
-    // TODO(settings): not in SettingNames. The Functions host's identity-based form of AzureWebJobsStorage
-    // (app settings AzureWebJobsStorage__blobServiceUri / AzureWebJobsStorage__accountName; IConfiguration
-    // turns "__" into ":"). Used when AzureWebJobsStorage holds no connection string.
-    public const string WebJobsStorageBlobServiceUri = "AzureWebJobsStorage:blobServiceUri";
-    public const string WebJobsStorageAccountName = "AzureWebJobsStorage:accountName";
+    // The Functions host's identity-based form of AzureWebJobsStorage; IConfiguration reads "__" as ":".
+    // Used when AzureWebJobsStorage holds no connection string.
+    public static readonly string WebJobsStorageBlobServiceUri = SettingNames.WebJobsStorageBlobServiceUri.Replace("__", ":", StringComparison.Ordinal);
+    public static readonly string WebJobsStorageAccountName = SettingNames.WebJobsStorageAccountName.Replace("__", ":", StringComparison.Ordinal);
 
     public static BlobClientOptions ClientOptions() => new(PinnedServiceVersion);
 

@@ -1,0 +1,51 @@
+namespace GraphFunctions.Configuration;
+
+using System.Globalization;
+using Attribution.Loading;
+using Microsoft.Extensions.Configuration;
+
+/// <summary>The service's settings, read once from configuration (local.settings, app settings, Key Vault references).</summary>
+public sealed record ServiceOptions
+{
+    public string? Secret { get; init; }
+    public string? HfToken { get; init; }
+    public string? HfEndpoint { get; init; }
+    public string? HfHome { get; init; }
+    public required ModelSettings Model { get; init; }
+    public int TokenLimit { get; init; } = 64;
+    public TimeSpan SteerWait { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Batches between feature re-rankings; the Neuronpedia server ranks once (1000).</summary>
+    public int UpdateInterval { get; init; } = 1000;
+
+    public static ServiceOptions From(IConfiguration settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        string? Get(string name) => settings[name] is { Length: > 0 } value ? value : null;
+        int Int(string name, int fallback) => Get(name) is { } text
+            ? int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v
+                : throw new InvalidOperationException($"setting {name} must be a positive integer, got '{text}'")
+            : fallback;
+
+        return new ServiceOptions
+        {
+            Secret = Get(SettingNames.Secret),
+            HfToken = Get(SettingNames.HfToken),
+            HfEndpoint = Get(SettingNames.HfEndpoint),
+            HfHome = Get(SettingNames.HfHome),
+            TokenLimit = Int(SettingNames.TokenLimit, 64),
+            SteerWait = TimeSpan.FromSeconds(Int(SettingNames.SteerWaitSeconds, 30)),
+            UpdateInterval = Int(SettingNames.UpdateInterval, 1000),
+            Model = new ModelSettings
+            {
+                ModelId = Get(SettingNames.ModelId) ?? BundledModel.Id,
+                ModelPath = Get(SettingNames.ModelPath),
+                TranscoderSet = Get(SettingNames.TranscoderSet),
+                NeuronpediaModelId = Get(SettingNames.NeuronpediaModelId),
+                Device = Get(SettingNames.Device) ?? "cpu",
+                DType = ModelSettings.ParseDType(Get(SettingNames.ComputeDtype)),
+                LazyEncoders = string.Equals(Get(SettingNames.LazyEncoders), "true", StringComparison.OrdinalIgnoreCase),
+            },
+        };
+    }
+}

@@ -1,0 +1,50 @@
+namespace GraphFunctions.Orchestration;
+
+using Attribution.Pipeline;
+
+/// <summary>One graph job: the orchestration's input. The HTTP starter also stores it in the workspace.</summary>
+public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, string? SignedUrl, bool Compress, bool ToBlob)
+{
+    public bool Delivers => SignedUrl is not null || ToBlob;
+}
+
+/// <summary>Where a job keeps its artifacts in the workspace store.</summary>
+public static class JobKeys
+{
+    public static string Prefix(string jobId) => $"jobs/{jobId}/";
+    public static string Job(string jobId) => $"jobs/{jobId}/job.json";
+    public static string Graph(string jobId) => $"jobs/{jobId}/graph.json";
+    public static string Rows(string jobId, string block) => $"jobs/{jobId}/rows/{block}";
+    public static string RowsPrefix(string jobId) => $"jobs/{jobId}/rows/";
+    public static string Queue(string jobId, int round) => $"jobs/{jobId}/queues/{round}";
+    public static string QueuesPrefix(string jobId) => $"jobs/{jobId}/queues/";
+    public const string LogitBlock = "logits";
+}
+
+/// <summary>What preparing a job found: the sizes that drive the orchestration.</summary>
+public sealed record PreparedSummary(int ActiveFeatures, int Logits, int RowLength, int MaxFeatures);
+
+/// <summary>A stored block of attribution rows; <see cref="OutOfMemory"/> when the batch did not fit and nothing was stored.</summary>
+public sealed record RowBlock(string Block, int Rows, bool OutOfMemory = false);
+
+/// <summary>Which features to rank next: the job, the feature blocks so far, how many to queue, the round.</summary>
+public sealed record RankInput(string JobId, IReadOnlyList<string> Blocks, int Count, int Round);
+
+/// <summary>A stored queue of feature nodes (null key: every feature in node order).</summary>
+public sealed record RankedFeatures(string? Key, int Count);
+
+/// <summary>Rows for queue entries [Offset, Offset + Count), stored as <see cref="Block"/>.</summary>
+public sealed record FeatureBatch(string JobId, string? QueueKey, int Offset, int Count, string Block);
+
+public sealed record AssembleInput(string JobId, IReadOnlyList<string> Blocks);
+
+/// <summary>The finished graph in the workspace, with what a caller may want to know about it.</summary>
+public sealed record GraphOutput(string GraphKey, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, double ReplacementScore, double CompletenessScore);
+
+/// <summary>The upload's outcome, worded as the seed's responses.</summary>
+public sealed record DeliveryOutcome(bool Success, string Message, string? Location);
+
+public sealed record GraphJobResult(GraphOutput Graph, DeliveryOutcome? Delivery);
+
+/// <summary>The custom status after every round (SPEC 2): phase, features visited / to visit, elapsed seconds.</summary>
+public sealed record GraphJobStatus(string Phase, int FeaturesVisited, int FeaturesToVisit, double ElapsedSeconds);
