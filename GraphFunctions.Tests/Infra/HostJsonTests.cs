@@ -1,0 +1,34 @@
+namespace GraphFunctions.Tests.Infra;
+
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+/// <summary>The Functions host settings the deployment relies on (host.json at the repository root).</summary>
+public class HostJsonTests
+{
+    private static readonly JsonObject Host = JsonNode.Parse(File.ReadAllText(RepositoryFiles.PathOf("host.json")))!.AsObject();
+
+    [Fact]
+    public void Routes_have_no_api_prefix()
+    {
+        Assert.Equal("", (string?)Host["extensions"]?["http"]?["routePrefix"]);
+    }
+
+    [Fact]
+    public void Durable_runs_one_activity_at_a_time_per_gpu_instance_in_a_named_hub()
+    {
+        var durable = Host["extensions"]?["durableTask"];
+        Assert.Equal(1, (int?)durable?["maxConcurrentActivityFunctions"]);
+        Assert.False(string.IsNullOrWhiteSpace((string?)durable?["hubName"]));
+    }
+
+    [Fact]
+    public void Function_timeout_allows_a_long_graph()
+    {
+        var timeout = (string?)Host["functionTimeout"];
+        Assert.NotNull(timeout);
+        Assert.True(
+            timeout == "-1" || TimeSpan.Parse(timeout, CultureInfo.InvariantCulture) >= TimeSpan.FromHours(1),
+            $"functionTimeout {timeout} is too short for a graph");
+    }
+}
