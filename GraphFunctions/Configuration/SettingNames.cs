@@ -12,7 +12,10 @@ public static class SettingNames
     public const string AppInsightsConnection = "APPLICATIONINSIGHTS_CONNECTION_STRING";
     public const string AzureClientId = "AZURE_CLIENT_ID";
 
-    /// <summary>Identity-based AzureWebJobsStorage (Azure): the account, or its blob endpoint, with a managed identity.</summary>
+    /// <summary>
+    /// Identity-based AzureWebJobsStorage (Azure): the account, or its blob endpoint, with a managed
+    /// identity. Parts of the AzureWebJobsStorage setting, so not listed separately in <see cref="All"/>.
+    /// </summary>
     public const string WebJobsStorageAccountName = "AzureWebJobsStorage__accountName";
     public const string WebJobsStorageBlobServiceUri = "AzureWebJobsStorage__blobServiceUri";
 
@@ -42,7 +45,7 @@ public static class SettingNames
 
     public static IReadOnlyList<string> All { get; } =
     [
-        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId, WebJobsStorageAccountName, WebJobsStorageBlobServiceUri,
+        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
         Secret, HfToken,
         ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds,

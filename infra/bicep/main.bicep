@@ -107,6 +107,13 @@ param signedUrlAllowedHosts string = ''
 @minValue(0)
 param steerWaitSeconds int = 30
 
+@description('UPDATE_INTERVAL: batches between feature re-rankings (the Neuronpedia server ranks once: 1000).')
+@minValue(1)
+param updateInterval int = 1000
+
+@description('LAZY_ENCODERS: stream encoder matrices from the model share at every use instead of holding them (saves memory, costs time).')
+param lazyEncoders bool = false
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -223,6 +230,8 @@ module functionApp 'modules/functionapp.bicep' = {
     tokenLimit: tokenLimit
     signedUrlAllowedHosts: signedUrlAllowedHosts
     steerWaitSeconds: steerWaitSeconds
+    updateInterval: updateInterval
+    lazyEncoders: lazyEncoders
   }
 }
 

@@ -30,3 +30,5 @@ param computeDtype = 'bfloat16'
 param tokenLimit = 64
 param signedUrlAllowedHosts = ''
 param steerWaitSeconds = 30
+param updateInterval = 1000
+param lazyEncoders = false

@@ -66,6 +66,12 @@ param tokenLimit int
 param signedUrlAllowedHosts string
 param steerWaitSeconds int
 
+@description('Batches between feature re-rankings.')
+param updateInterval int
+
+@description('Stream encoders from disk instead of holding them.')
+param lazyEncoders bool
+
 // Container Apps secret names; each one resolves a Key Vault secret with the app identity.
 var apiSecretName = 'api-secret'
 var hfTokenSecretName = 'hf-token'
@@ -193,6 +199,14 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'TOKEN_LIMIT'
               value: string(tokenLimit)
+            }
+            {
+              name: 'LAZY_ENCODERS'
+              value: string(lazyEncoders)
+            }
+            {
+              name: 'UPDATE_INTERVAL'
+              value: string(updateInterval)
             }
             // Graph jobs, workspace and delivery.
             {
