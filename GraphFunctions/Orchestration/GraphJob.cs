@@ -1,5 +1,6 @@
 namespace GraphFunctions.Orchestration;
 
+using System.Text.Json.Serialization;
 using Attribution.Pipeline;
 
 /// <summary>One graph job: the orchestration's input. The HTTP starter also stores it in the workspace.</summary>
@@ -33,8 +34,11 @@ public sealed record RankInput(string JobId, IReadOnlyList<string> Blocks, int C
 /// <summary>A stored queue of feature nodes (null key: every feature in node order).</summary>
 public sealed record RankedFeatures(string? Key, int Count);
 
-/// <summary>Rows for queue entries [Offset, Offset + Count), stored as <see cref="Block"/>.</summary>
-public sealed record FeatureBatch(string JobId, string? QueueKey, int Offset, int Count, string Block);
+/// <summary>
+/// Rows for queue entries [Offset, Offset + Count), stored as <see cref="Block"/>. A batch split
+/// after running out of memory is <see cref="Shrunk"/>: it runs with a batch as small as itself.
+/// </summary>
+public sealed record FeatureBatch(string JobId, string? QueueKey, int Offset, int Count, string Block, bool Shrunk = false);
 
 public sealed record AssembleInput(string JobId, IReadOnlyList<string> Blocks);
 
@@ -47,4 +51,8 @@ public sealed record DeliveryOutcome(bool Success, string Message, string? Locat
 public sealed record GraphJobResult(GraphOutput Graph, DeliveryOutcome? Delivery);
 
 /// <summary>The custom status after every round (SPEC 2): phase, features visited / to visit, elapsed seconds.</summary>
-public sealed record GraphJobStatus(string Phase, int FeaturesVisited, int FeaturesToVisit, double ElapsedSeconds);
+public sealed record GraphJobStatus(
+    [property: JsonPropertyName("phase")] string Phase,
+    [property: JsonPropertyName("features_visited")] int FeaturesVisited,
+    [property: JsonPropertyName("features_to_visit")] int FeaturesToVisit,
+    [property: JsonPropertyName("elapsed_s")] double ElapsedSeconds);

@@ -1,0 +1,81 @@
+namespace GraphFunctions.LocalHost;
+
+using System.Text.Json;
+using GraphFunctions.Orchestration;
+using GraphFunctions.Service;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.Configuration;
+
+/// <summary>
+/// Serves the same routes as the Functions app, over the same handlers, orchestrator and
+/// activities, with the Durable Task engine in process and a local workspace. Settings come from
+/// local.settings.json (else local.settings.example.json) beside the repository, then environment
+/// variables, then the command line.
+/// </summary>
+public static class LocalHostApp
+{
+    public const string DefaultUrl = "http://127.0.0.1:5004";
+
+    /// <param name="tasks">Replaces the default task registrations (tests register faulty activities).</param>
+    public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null, Action<DurableTaskRegistry>? tasks = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var fileSettings = LocalSettingsFile();
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = fileSettings });
+        if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        if (builder.Configuration["urls"] is null) builder.WebHost.UseUrls(DefaultUrl);
+
+        builder.Services.AddGraphService(builder.Configuration);
+        builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks);
+
+        var app = builder.Build();
+        MapRoutes(app);
+        return app;
+    }
+
+    /// <summary>The orchestrator and every activity under their class names, as the Functions app names them.</summary>
+    public static void RegisterTasks(DurableTaskRegistry registry)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        registry.AddOrchestrator<GraphOrchestrator>();
+        foreach (var activity in ServiceRegistration.ActivityTypes) registry.AddActivity(activity);
+    }
+
+    /// <summary>The routes of the Functions app (Http/HttpFunctions.cs), one line each.</summary>
+    public static void MapRoutes(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapPost("/generate-graph", (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.GenerateGraphAsync(r, c, t));
+        app.MapGet("/jobs/{id}", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.StatusAsync(r, c, id, t));
+        app.MapGet("/jobs/{id}/result", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ResultAsync(r, c, id, t));
+        app.MapPost("/jobs/{id}/terminate", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.TerminateAsync(r, c, id, t));
+        app.MapDelete("/jobs/{id}", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.PurgeAsync(r, c, id, t));
+        app.MapPost("/jobs/{id}/raiseEvent/{eventName}", (HttpRequest r, string id, string eventName, DurableTaskClient c, GraphApi api, CancellationToken t) => api.RaiseEventAsync(r, c, id, eventName, t));
+        app.MapPost("/steer", (HttpRequest r, ModelApi api, CancellationToken t) => api.SteerAsync(r, t));
+        app.MapPost("/forward-pass", (HttpRequest r, ModelApi api, CancellationToken t) => api.ForwardPassAsync(r, t));
+        app.MapGet("/check-busy", (ModelApi api) => api.CheckBusy());
+        app.MapGet("/openapi.json", () => DocsApi.OpenApi());
+        app.MapGet("/docs", () => DocsApi.Docs());
+    }
+
+    /// <summary>The "Values" of local.settings.json (or the committed example) found above the app folder.</summary>
+    private static Dictionary<string, string?> LocalSettingsFile()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            foreach (var name in new[] { "local.settings.json", "local.settings.example.json" })
+            {
+                string path = Path.Combine(dir.FullName, name);
+                if (!File.Exists(path)) continue;
+                using var json = JsonDocument.Parse(File.ReadAllText(path));
+                return json.RootElement.GetProperty("Values").EnumerateObject()
+                    .ToDictionary(p => p.Name.Replace("__", ":", StringComparison.Ordinal), p => (string?)p.Value.GetString());
+            }
+        }
+        return [];
+    }
+}

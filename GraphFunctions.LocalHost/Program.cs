@@ -1,0 +1,4 @@
+using GraphFunctions.LocalHost;
+
+var app = LocalHostApp.Create(args);
+await app.RunAsync();

@@ -1,0 +1,81 @@
+namespace GraphFunctions.Http;
+
+using GraphFunctions.Service;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
+
+/// <summary>
+/// The HTTP routes as Azure Functions (routePrefix "" in host.json): each only hands the request
+/// to the same handler the local host uses. Authorization is the x-secret-key check inside.
+/// </summary>
+public sealed class HttpFunctions(GraphApi graphs, ModelApi models)
+{
+    [Function("GenerateGraph")]
+    public async Task<IActionResult> GenerateGraph(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "generate-graph")] HttpRequest request,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.GenerateGraphAsync(request, client, cancellation));
+
+    [Function("JobStatus")]
+    public async Task<IActionResult> JobStatus(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "jobs/{id}")] HttpRequest request, string id,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.StatusAsync(request, client, id, cancellation));
+
+    [Function("JobResult")]
+    public async Task<IActionResult> JobResult(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "jobs/{id}/result")] HttpRequest request, string id,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.ResultAsync(request, client, id, cancellation));
+
+    [Function("TerminateJob")]
+    public async Task<IActionResult> TerminateJob(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "jobs/{id}/terminate")] HttpRequest request, string id,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.TerminateAsync(request, client, id, cancellation));
+
+    [Function("PurgeJob")]
+    public async Task<IActionResult> PurgeJob(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "delete", Route = "jobs/{id}")] HttpRequest request, string id,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.PurgeAsync(request, client, id, cancellation));
+
+    [Function("RaiseJobEvent")]
+    public async Task<IActionResult> RaiseJobEvent(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "jobs/{id}/raiseEvent/{eventName}")] HttpRequest request, string id, string eventName,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.RaiseEventAsync(request, client, id, eventName, cancellation));
+
+    [Function("Steer")]
+    public async Task<IActionResult> Steer(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "steer")] HttpRequest request, CancellationToken cancellation) =>
+        new ResultAction(await models.SteerAsync(request, cancellation));
+
+    [Function("ForwardPass")]
+    public async Task<IActionResult> ForwardPass(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "forward-pass")] HttpRequest request, CancellationToken cancellation) =>
+        new ResultAction(await models.ForwardPassAsync(request, cancellation));
+
+    [Function("CheckBusy")]
+    public IActionResult CheckBusy(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "check-busy")] HttpRequest request) =>
+        new ResultAction(models.CheckBusy());
+
+    [Function("OpenApi")]
+    public static IActionResult OpenApi(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "openapi.json")] HttpRequest request) =>
+        new ResultAction(DocsApi.OpenApi());
+
+    [Function("Docs")]
+    public static IActionResult Docs(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "docs")] HttpRequest request) =>
+        new ResultAction(DocsApi.Docs());
+
+    /// <summary>Runs a minimal-API result inside the Functions ASP.NET Core pipeline.</summary>
+    private sealed class ResultAction(IResult result) : IActionResult
+    {
+        public Task ExecuteResultAsync(ActionContext context) => result.ExecuteAsync(context.HttpContext);
+    }
+}

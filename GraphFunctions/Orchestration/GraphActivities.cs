@@ -1,0 +1,162 @@
+namespace GraphFunctions.Orchestration;
+
+using System.Runtime.InteropServices;
+using Attribution.Pipeline;
+using Attribution.Tracing;
+using GraphFunctions.Service;
+using GraphFunctions.Storage;
+using Microsoft.DurableTask;
+using static TorchSharp.torch;
+
+/// <summary>Prepare: the clean forward pass and the frozen forward pass of a job, on this worker.</summary>
+public class PrepareGraphActivity(JobStates states, GpuGate gpu) : TaskActivity<string, PreparedSummary>
+{
+    public override async Task<PreparedSummary> RunAsync(TaskActivityContext context, string input)
+    {
+        using var slot = await gpu.EnterAsync();
+        var state = await states.GetAsync(input);
+        return new PreparedSummary(state.Prompt.Active.Count, state.Targets.Count, state.Context.RowLength, state.MaxFeatures);
+    }
+}
+
+/// <summary>The rows of the logit targets, stored as the job's first row block.</summary>
+public class LogitRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace) : TaskActivity<string, RowBlock>
+{
+    public override async Task<RowBlock> RunAsync(TaskActivityContext context, string input)
+    {
+        using var slot = await gpu.EnterAsync();
+        var state = await states.GetAsync(input);
+        using var rows = state.Context.LogitRows(state.Targets);
+        var nodes = Enumerable.Range(0, state.Targets.Count).Select(i => (long)(state.Context.RowLength + i)).ToArray();
+        await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input, JobKeys.LogitBlock), nodes, rows);
+        return new RowBlock(JobKeys.LogitBlock, nodes.Length);
+    }
+}
+
+/// <summary>
+/// Ranks the unvisited features by partial influence from every row stored so far (SPEC 3.6)
+/// and stores the next queue. Ranking runs here, from stored rows, so the orchestrator stays
+/// deterministic on replay.
+/// </summary>
+public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace) : TaskActivity<RankInput, RankedFeatures>
+{
+    public override async Task<RankedFeatures> RunAsync(TaskActivityContext context, RankInput input)
+    {
+        using var slot = await gpu.EnterAsync();
+        var state = await states.GetAsync(input.JobId);
+        var blocks = new List<(long[] Nodes, Tensor Rows)> { await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock)) };
+        foreach (var block in input.Blocks) blocks.Add(await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, block)));
+        try
+        {
+            var visited = new bool[state.Prompt.Active.Count];
+            foreach (var (nodes, _) in blocks.Skip(1))
+                foreach (long node in nodes) visited[node] = true;
+            using var rows = cat(blocks.Select(b => b.Rows).ToList(), 0);
+            var queue = FeatureRanking.NextQueue(rows, blocks.SelectMany(b => b.Nodes).ToArray(), state.Targets.Probabilities, visited, input.Count);
+            string key = JobKeys.Queue(input.JobId, input.Round);
+            await RowBlocks.WriteQueueAsync(workspace, key, queue);
+            return new RankedFeatures(key, queue.Length);
+        }
+        finally
+        {
+            foreach (var (_, rows) in blocks) rows.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// One batch of feature rows (one backward pass per batch_size targets), stored as a row block.
+/// A batch that runs out of memory stores nothing and says so; the orchestrator halves it.
+/// </summary>
+public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : TaskActivity<FeatureBatch, RowBlock>
+{
+    public override async Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
+    {
+        using var slot = await gpu.EnterAsync();
+        var state = await states.GetAsync(input.JobId);
+        var features = input.QueueKey is null
+            ? Enumerable.Range(input.Offset, input.Count).Select(i => (long)i).ToArray()
+            : (await RowBlocks.ReadQueueAsync(workspace, input.QueueKey)).Skip(input.Offset).Take(input.Count).ToArray();
+        Tensor rows;
+        try
+        {
+            if (input.Shrunk)
+            {
+                // The frozen forward pass holds batch_size copies of the prompt: a smaller one for a split batch.
+                var model = await models.GetAsync();
+                using var small = new AttributionContext(model.Replacement, state.Prompt, input.Count);
+                rows = small.FeatureRows(features);
+            }
+            else
+            {
+                rows = state.Context.FeatureRows(features);
+            }
+        }
+        catch (Exception e) when (IsOutOfMemory(e))
+        {
+            return new RowBlock(input.Block, 0, OutOfMemory: true);
+        }
+        using (rows) await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input.JobId, input.Block), features, rows);
+        return new RowBlock(input.Block, features.Length);
+    }
+
+    /// <summary>libtorch reports exhausted (GPU) memory as an error whose message says so.</summary>
+    public static bool IsOutOfMemory(Exception e) =>
+        e is OutOfMemoryException || (e is ExternalException && e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase));
+}
+
+/// <summary>Assemble, prune and write the graph JSON into the workspace (SPEC 3.7, 5).</summary>
+public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : TaskActivity<AssembleInput, GraphOutput>
+{
+    public override async Task<GraphOutput> RunAsync(TaskActivityContext context, AssembleInput input)
+    {
+        using var slot = await gpu.EnterAsync();
+        var state = await states.GetAsync(input.JobId);
+        var model = await models.GetAsync();
+        var (_, logitRows) = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock));
+        var blocks = new List<(long[] Nodes, Tensor Rows)>();
+        foreach (var block in input.Blocks) blocks.Add(await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, block)));
+        try
+        {
+            var featureNodes = blocks.SelectMany(b => b.Nodes).ToArray();
+            using var featureRows = blocks.Count == 0 ? zeros(0, logitRows.shape[1]) : cat(blocks.Select(b => b.Rows).ToList(), 0);
+            using var graph = GraphAssembly.Assemble(state.Job.Tokens, model.Replacement.NLayers, state.Prompt.Active,
+                state.Targets.TokenIds, state.Targets.Probabilities, logitRows, featureRows, featureNodes);
+            string key = JobKeys.Graph(input.JobId);
+            GraphSummary? summary = null;
+            await workspace.WriteAsync(key, (stream, _) =>
+            {
+                summary = GraphPipeline.WriteGraph(model, graph, state.Job.Request, stream);
+                return Task.CompletedTask;
+            });
+            return new GraphOutput(key, summary!.ActiveFeatures, summary.SelectedFeatures, summary.KeptNodes, summary.Logits,
+                summary.Scores.Replacement, summary.Scores.Completeness);
+        }
+        finally
+        {
+            logitRows.Dispose();
+            foreach (var (_, rows) in blocks) rows.Dispose();
+        }
+    }
+}
+
+/// <summary>Uploads the finished graph where the request asked: an S3 presigned URL or the graph blob container.</summary>
+public class DeliverGraphActivity(IWorkspaceStore workspace, GraphDelivery delivery) : TaskActivity<string, DeliveryOutcome>
+{
+    public override async Task<DeliveryOutcome> RunAsync(TaskActivityContext context, string input)
+    {
+        var job = await JobStates.ReadJobAsync(workspace, input);
+        return await delivery.DeliverAsync(job, JobKeys.Graph(job.JobId));
+    }
+}
+
+/// <summary>Removes the job's row blocks and queues; the job and its graph stay for the result route.</summary>
+public class CleanupJobActivity(IWorkspaceStore workspace) : TaskActivity<string, bool>
+{
+    public override async Task<bool> RunAsync(TaskActivityContext context, string input)
+    {
+        await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(input));
+        await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(input));
+        return true;
+    }
+}

@@ -1,0 +1,71 @@
+namespace GraphFunctions.Orchestration;
+
+using Microsoft.DurableTask;
+
+/// <summary>
+/// One attribution graph as a Durable orchestration (ARCHITECTURE "data flow"):
+/// prepare → logit rows → rounds of (rank → fan out one activity per batch → fan in) →
+/// assemble, prune and write the JSON → deliver → clean up. It only orchestrates: every
+/// computation and all I/O happen in activities, rows live in the workspace, and what it
+/// decides depends only on activity results, so replays take the same path.
+/// </summary>
+public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResult>
+{
+    private static readonly TaskOptions Retry = TaskOptions.FromRetryPolicy(new RetryPolicy(maxNumberOfAttempts: 3, firstRetryInterval: TimeSpan.FromSeconds(1)));
+
+    public override async Task<GraphJobResult> RunAsync(TaskOrchestrationContext context, GraphJob job)
+    {
+        var started = context.CurrentUtcDateTime;
+        void Report(string phase, int visited, int toVisit) =>
+            context.SetCustomStatus(new GraphJobStatus(phase, visited, toVisit, (context.CurrentUtcDateTime - started).TotalSeconds));
+
+        Report("prepare", 0, 0);
+        var prepared = await context.CallActivityAsync<PreparedSummary>(nameof(PrepareGraphActivity), job.JobId, Retry);
+        Report("logit rows", 0, prepared.MaxFeatures);
+        await context.CallActivityAsync<RowBlock>(nameof(LogitRowsActivity), job.JobId, Retry);
+
+        var blocks = new List<string>();
+        int visited = 0, round = 0, batchSize = job.Request.BatchSize;
+        while (visited < prepared.MaxFeatures)
+        {
+            // All features wanted: no ranking, node order. Otherwise the best unvisited ones next.
+            var queue = prepared.MaxFeatures == prepared.ActiveFeatures
+                ? new RankedFeatures(null, prepared.MaxFeatures)
+                : await context.CallActivityAsync<RankedFeatures>(nameof(RankFeaturesActivity),
+                    new RankInput(job.JobId, blocks, Math.Min(job.Request.UpdateInterval * batchSize, prepared.MaxFeatures - visited), round), Retry);
+            if (queue.Count == 0) break;
+
+            var batches = Enumerable.Range(0, (queue.Count + batchSize - 1) / batchSize)
+                .Select(i => new FeatureBatch(job.JobId, queue.Key, i * batchSize, Math.Min(batchSize, queue.Count - i * batchSize), $"r{round}-b{i}"));
+            var results = await Task.WhenAll(batches.Select(batch => RowsHalvingOnOutOfMemory(context, batch)));
+            blocks.AddRange(results.SelectMany(r => r).Select(r => r.Block));
+            visited += queue.Count;
+            round++;
+            Report("feature rows", visited, prepared.MaxFeatures);
+        }
+
+        Report("assemble", visited, prepared.MaxFeatures);
+        var graph = await context.CallActivityAsync<GraphOutput>(nameof(AssembleGraphActivity), new AssembleInput(job.JobId, blocks), Retry);
+        DeliveryOutcome? delivery = null;
+        if (job.Delivers)
+        {
+            Report("deliver", visited, prepared.MaxFeatures);
+            delivery = await context.CallActivityAsync<DeliveryOutcome>(nameof(DeliverGraphActivity), job.JobId, Retry);
+        }
+        await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
+        Report("done", visited, prepared.MaxFeatures);
+        return new GraphJobResult(graph, delivery);
+    }
+
+    /// <summary>Runs a batch; if it does not fit in memory, runs its two halves instead (down to single rows).</summary>
+    private static async Task<IReadOnlyList<RowBlock>> RowsHalvingOnOutOfMemory(TaskOrchestrationContext context, FeatureBatch batch)
+    {
+        var block = await context.CallActivityAsync<RowBlock>(nameof(FeatureRowsActivity), batch, Retry);
+        if (!block.OutOfMemory) return [block];
+        if (batch.Count == 1) throw new InvalidOperationException($"a single feature row of job {batch.JobId} does not fit in memory");
+        int half = batch.Count / 2;
+        var first = await RowsHalvingOnOutOfMemory(context, batch with { Count = half, Block = batch.Block + "a", Shrunk = true });
+        var second = await RowsHalvingOnOutOfMemory(context, batch with { Offset = batch.Offset + half, Count = batch.Count - half, Block = batch.Block + "b", Shrunk = true });
+        return [.. first, .. second];
+    }
+}

@@ -1,0 +1,36 @@
+namespace GraphFunctions.Service;
+
+using GraphFunctions.Orchestration;
+using GraphFunctions.Storage;
+using Microsoft.Extensions.Logging;
+
+/// <summary>Delivers a finished graph from the workspace to S3 (presigned PUT) or Azure Blob, worded as the seed answers.</summary>
+public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader s3, BlobGraphDelivery? blobs, ILogger<GraphDelivery> log)
+{
+    public const string UploadFailed = "Failed to upload file";
+
+    public bool BlobConfigured => blobs is not null;
+
+    public async Task<DeliveryOutcome> DeliverAsync(GraphJob job, string graphKey, CancellationToken cancellation = default)
+    {
+        try
+        {
+            if (job.SignedUrl is { } url)
+            {
+                await s3.UploadAsync(url, workspace, graphKey, job.Compress, cancellation);
+                return new DeliveryOutcome(true, $"Graph uploaded successfully to url: {url}", url);
+            }
+            if (job.ToBlob && blobs is not null)
+            {
+                var location = await blobs.DeliverAsync(workspace, graphKey, job.Request.Slug, job.Compress, cancellation);
+                return new DeliveryOutcome(true, $"Graph uploaded successfully to url: {location}", location.ToString());
+            }
+            return new DeliveryOutcome(false, UploadFailed, null);
+        }
+        catch (Exception e) when (e is GraphDeliveryException or Azure.RequestFailedException or IOException or HttpRequestException)
+        {
+            log.LogError(e, "Delivering graph {Job} failed", job.JobId);
+            return new DeliveryOutcome(false, UploadFailed, null);
+        }
+    }
+}

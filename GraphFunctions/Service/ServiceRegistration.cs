@@ -1,0 +1,47 @@
+namespace GraphFunctions.Service;
+
+using Attribution.Hub;
+using GraphFunctions.Configuration;
+using GraphFunctions.Orchestration;
+using GraphFunctions.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+/// <summary>Everything the service needs, registered once for both hosts (Functions and the local host).</summary>
+public static class ServiceRegistration
+{
+    public static IServiceCollection AddGraphService(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = ServiceOptions.From(configuration);
+        services.AddSingleton(options);
+        services.AddSingleton(sp => new HubClient(
+            HubClient.CreateHttpClient(),
+            HubOptions.FromEnvironment(name => configuration[name] is { Length: > 0 } value ? value : Environment.GetEnvironmentVariable(name)),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<HubClient>()));
+        services.AddSingleton<ModelHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
+        services.AddSingleton<GpuGate>();
+        services.AddSingleton(new SecretCheck(options.Secret));
+
+        services.AddSingleton(StorageSetup.CreateWorkspace(configuration));
+        services.AddSingleton(StorageSetup.CreateSignedUrlPolicy(configuration));
+        services.AddSingleton(sp => new S3PresignedUploader(S3PresignedUploader.CreateHttpClient(), sp.GetRequiredService<SignedUrlPolicy>(),
+            logger: sp.GetRequiredService<ILoggerFactory>().CreateLogger<S3PresignedUploader>()));
+        services.AddSingleton(sp => new GraphDelivery(sp.GetRequiredService<IWorkspaceStore>(), sp.GetRequiredService<S3PresignedUploader>(),
+            StorageSetup.CreateBlobDelivery(configuration), sp.GetRequiredService<ILogger<GraphDelivery>>()));
+
+        services.AddSingleton<JobStates>();
+        services.AddSingleton<GraphApi>();
+        services.AddSingleton<ModelApi>();
+        foreach (var activity in ActivityTypes) services.AddTransient(activity);
+        return services;
+    }
+
+    /// <summary>The activities of <see cref="GraphOrchestrator"/>, registered by class name.</summary>
+    public static IReadOnlyList<Type> ActivityTypes { get; } =
+    [
+        typeof(PrepareGraphActivity), typeof(LogitRowsActivity), typeof(RankFeaturesActivity), typeof(FeatureRowsActivity),
+        typeof(AssembleGraphActivity), typeof(DeliverGraphActivity), typeof(CleanupJobActivity),
+    ];
+}
