@@ -61,7 +61,16 @@ public sealed class RequestFields
             errors.Add($"{name} must be a string, not {Kind(value)}");
             return null;
         }
-        string text = value.GetString()!;
+        string text;
+        try
+        {
+            text = value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            errors.Add($"{name} contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair)");
+            return null;
+        }
         if (text.Length > maxLength)
         {
             errors.Add($"{name} is too long ({text.Length} characters, at most {maxLength})");

@@ -1,0 +1,137 @@
+namespace GraphFunctions.Tests.Service;
+
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using GraphFunctions.Tests.Support;
+
+/// <summary>
+/// A corpus of bad requests: every one answered 4xx with a message naming the problem, never a
+/// 5xx, and the service keeps serving afterwards.
+/// </summary>
+public sealed class BadInputTests : IAsyncLifetime
+{
+    private const string M = "graphfunctions/tiny-gemma-2";
+    private const string Feature = """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true}""";
+    private LocalService service = null!;
+
+    public async Task InitializeAsync() => service = await LocalService.StartAsync(settings: new Dictionary<string, string?> { ["TOKEN_LIMIT"] = "16" });
+
+    public async Task DisposeAsync() => await service.DisposeAsync();
+
+    private static string Graph(string fields) => $$"""{"prompt": "1 2 ", "model_id": "{{M}}"{{fields}}}""";
+
+    private static string Steer(string fields, string features = Feature) => $$"""{"model_id": "{{M}}", "prompt": "Hello there", "features": [{{features}}]{{fields}}}""";
+
+    /// <summary>(route, body, secret header: "ok" / "none" / "wrong", expected status, fragment the message must contain).</summary>
+    public static TheoryData<string, string, string, int, string> Corpus => new()
+    {
+        // The secret
+        { "/generate-graph", Graph(""), "none", 400, "x-secret-key header missing" },
+        { "/generate-graph", Graph(""), "wrong", 403, "x-secret-key" },
+        { "/steer", Steer(""), "none", 400, "x-secret-key header missing" },
+        { "/forward-pass", """{"prompt": "x"}""", "wrong", 403, "x-secret-key" },
+        { "GET /jobs/anything", "", "none", 400, "x-secret-key header missing" },
+        // Bodies that are not JSON objects
+        { "/generate-graph", "", "ok", 400, "request body is empty" },
+        { "/generate-graph", "{\"prompt\": ", "ok", 400, "not valid JSON" },
+        { "/generate-graph", "[1, 2]", "ok", 400, "must be a JSON object" },
+        { "/generate-graph", "\"just a string\"", "ok", 400, "must be a JSON object" },
+        { "/steer", "{'single': 'quotes'}", "ok", 400, "not valid JSON" },
+        { "/forward-pass", "null", "ok", 400, "must be a JSON object" },
+        // Missing and wrongly typed fields
+        { "/generate-graph", $$"""{"model_id": "{{M}}"}""", "ok", 400, "prompt is required" },
+        { "/generate-graph", """{"prompt": "1 2 "}""", "ok", 400, "model_id is required" },
+        { "/generate-graph", $$"""{"prompt": 12, "model_id": "{{M}}"}""", "ok", 400, "prompt must be a string" },
+        { "/generate-graph", Graph(""", "batch_size": "48" """), "ok", 400, "batch_size must be an integer" },
+        { "/generate-graph", Graph(""", "max_n_logits": 2.5"""), "ok", 400, "max_n_logits must be an integer" },
+        { "/generate-graph", Graph(""", "node_threshold": "high" """), "ok", 400, "node_threshold must be a number" },
+        { "/generate-graph", Graph(""", "compress": "yes" """), "ok", 400, "compress must be true or false" },
+        { "/generate-graph", Graph(""", "slug_identifier": 42"""), "ok", 400, "slug_identifier must be a string" },
+        { "/steer", $$"""{"model_id": "{{M}}", "prompt": "Hi"}""", "ok", 400, "features is required" },
+        { "/steer", Steer("", "\"not an object\""), "ok", 400, "features[0] must be an object" },
+        { "/steer", $$$"""{"model_id": "{{{M}}}", "prompt": "Hi", "features": {"layer": 0}}""", "ok", 400, "features must be an array" },
+        { "/steer", Steer("", """{"index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true}"""), "ok", 400, "features[0].layer is required" },
+        // Out-of-range values
+        { "/generate-graph", Graph(""", "batch_size": 0"""), "ok", 400, "batch_size must be between 1" },
+        { "/generate-graph", Graph(""", "batch_size": -5"""), "ok", 400, "batch_size must be between 1" },
+        { "/generate-graph", Graph(""", "node_threshold": 1.5"""), "ok", 400, "node_threshold must be between 0 and 1" },
+        { "/generate-graph", Graph(""", "edge_threshold": -0.1"""), "ok", 400, "edge_threshold must be between 0 and 1" },
+        { "/generate-graph", Graph(""", "desired_logit_prob": 2"""), "ok", 400, "desired_logit_prob must be between 0 and 1" },
+        { "/generate-graph", Graph(""", "max_feature_nodes": 0"""), "ok", 400, "max_feature_nodes must be between 1" },
+        { "/generate-graph", Graph(""", "max_n_logits": 100000"""), "ok", 400, "max_n_logits must be between 1 and 1000" },
+        { "/generate-graph", Graph(""", "wait_seconds": 99999"""), "ok", 400, "wait_seconds must be between 0" },
+        { "/steer", Steer(""", "n_tokens": 0"""), "ok", 400, "n_tokens must be between 1" },
+        { "/steer", Steer(""", "top_k": 0"""), "ok", 400, "top_k must be between 1" },
+        { "/steer", Steer(""", "temperature": -1"""), "ok", 400, "temperature must be between 0" },
+        { "/steer", Steer(""", "freq_penalty": -0.5"""), "ok", 400, "freq_penalty must be between 0" },
+        { "/forward-pass", """{"prompt": "x", "max_n_logits": 0}""", "ok", 400, "max_n_logits must be between 1" },
+        // Model, prompt and token limit
+        { "/generate-graph", """{"prompt": "1 2 ", "model_id": "google/gemma-2-2b"}""", "ok", 400, "model_id 'google/gemma-2-2b' is not served here: this server runs 'graphfunctions/tiny-gemma-2'" },
+        { "/steer", Steer("").Replace(M, "Qwen/Qwen3-4B", StringComparison.Ordinal), "ok", 400, "this server runs" },
+        { "/generate-graph", $$"""{"prompt": "", "model_id": "{{M}}"}""", "ok", 400, "prompt must not be empty" },
+        { "/generate-graph", $$"""{"prompt": "{{new string('a', 25_000)}}", "model_id": "{{M}}"}""", "ok", 400, "prompt is too long" },
+        { "/generate-graph", $$"""{"prompt": "one two three four five six seven eight nine ten eleven twelve", "model_id": "{{M}}"}""", "ok", 400, "Prompt exceeds token limit (" },
+        { "/generate-graph", $$"""{"prompt": "\ud800 lone surrogate", "model_id": "{{M}}"}""", "ok", 400, "unpaired UTF-16 surrogate" },
+        { "/generate-graph", $$"""{"messages": [{"role": "user", "content": "hi"}], "model_id": "{{M}}"}""", "ok", 400, "messages (chat input) is not supported" },
+        { "/forward-pass", """{"prompt": "🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂"}""", "ok", 400, "Prompt exceeds token limit" },
+        // Slugs and delivery targets
+        { "/generate-graph", Graph(""", "slug_identifier": "../../etc/passwd" """), "ok", 400, "slug_identifier may only use" },
+        { "/generate-graph", Graph(""", "slug_identifier": "has space" """), "ok", 400, "slug_identifier may only use" },
+        { "/generate-graph", Graph(""", "signed_url": "https://evil.example.com/bucket/x?sig=1" """), "ok", 400, "signed_url host 'evil.example.com' is not allowed" },
+        { "/generate-graph", Graph(""", "signed_url": "not a url" """), "ok", 400, "signed_url is not a valid absolute URL" },
+        { "/generate-graph", Graph(""", "signed_url": "ftp://127.0.0.1/x" """), "ok", 400, "signed_url must use https" },
+        { "/generate-graph", Graph(""", "signed_url": "http://127.0.0.1:4568/graphs/x", "blob": true"""), "ok", 400, "blob and signed_url cannot both be set" },
+        // Steering rules (SPEC 2)
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true, "delta": 3}"""), "ok", 400, "ablate and delta cannot both be set" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1}"""), "ok", 400, "set either ablate or delta" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "steer_generated_tokens": true, "delta": 1}"""), "ok", 400, "steer_position and steer_generated_tokens cannot both be set" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "delta": 1}"""), "ok", 400, "set either steer_position or steer_generated_tokens" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 40, "ablate": true}"""), "ok", 400, "steer_position 40 is outside the prompt's positions" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": -1, "ablate": true}"""), "ok", 400, "steer_position -1 is outside" },
+        { "/steer", Steer("", """{"layer": 9, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true}"""), "ok", 400, "layer 9 is outside [0, 4)" },
+        { "/steer", Steer("", """{"layer": 0, "index": 99999, "token_active_position": 1, "steer_position": 1, "ablate": true}"""), "ok", 400, "index 99999 is outside [0, 512)" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 77, "steer_position": 1, "ablate": true}"""), "ok", 400, "token_active_position 77 is outside" },
+        { "/steer", Steer("", ""), "ok", 400, "features must list at least one feature" },
+        // Unknown jobs
+        { "GET /jobs/no-such-job", "", "ok", 404, "no graph job 'no-such-job'" },
+        { "GET /jobs/no-such-job/result", "", "ok", 404, "no graph job 'no-such-job'" },
+        { "POST /jobs/no-such-job/terminate", "", "ok", 404, "no graph job" },
+        { "DELETE /jobs/no-such-job", "", "ok", 404, "no graph job" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Corpus))]
+    public async Task Bad_input_is_a_4xx_naming_the_problem(string route, string body, string secret, int status, string fragment)
+    {
+        var (method, path) = route.Contains(' ', StringComparison.Ordinal) ? (new HttpMethod(route.Split(' ')[0]), route.Split(' ')[1]) : (HttpMethod.Post, route);
+        using var client = service.Anonymous();
+        using var request = new HttpRequestMessage(method, path);
+        if (method != HttpMethod.Get && method != HttpMethod.Delete) request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        if (secret != "none") request.Headers.Add("x-secret-key", secret == "ok" ? LocalService.Secret : "wrong-secret");
+
+        using var response = await client.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.Equal(status, (int)response.StatusCode);
+        string message = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString()!;
+        Assert.Contains(fragment, message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_corpus_is_large_and_the_service_keeps_serving_after_it()
+    {
+        Assert.True(Corpus.Count >= 40, $"the corpus has {Corpus.Count} requests");
+        foreach (var row in Corpus)
+        {
+            string route = (string)row[0];
+            if (route.Contains(' ', StringComparison.Ordinal) || (string)row[2] != "ok") continue;
+            using var response = await service.Http.PostAsync(route, LocalService.Json((string)row[1]));
+            Assert.InRange((int)response.StatusCode, 400, 499);
+        }
+        using var oversized = await service.Http.PostAsync("/steer", LocalService.Json(new string(' ', 2 << 20)));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, oversized.StatusCode);
+
+        using var healthy = await service.Http.PostAsync("/forward-pass", LocalService.Json("""{"prompt": "1 2 "}"""));
+        Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+    }
+}

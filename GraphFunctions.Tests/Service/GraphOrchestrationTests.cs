@@ -1,0 +1,149 @@
+namespace GraphFunctions.Tests.Service;
+
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attribution.Pipeline;
+using GraphFunctions.Orchestration;
+using GraphFunctions.Service;
+using GraphFunctions.Storage;
+using GraphFunctions.Tests.Support;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+/// <summary>
+/// The graph orchestration on the real Durable Task engine, in process: its graph must equal the
+/// one the engine computes directly, whatever happens to workers and activities on the way.
+/// </summary>
+public class GraphOrchestrationTests
+{
+    /// <summary>Forgets every prepared state before it ranks: the next activities meet an empty cache.</summary>
+    public sealed class ForgetfulRankFeatures : RankFeaturesActivity
+    {
+        private readonly JobStates cache;
+
+        public ForgetfulRankFeatures(JobStates states, GpuGate gpu, IWorkspaceStore workspace) : base(states, gpu, workspace) => cache = states;
+
+        public override Task<RankedFeatures> RunAsync(TaskActivityContext context, RankInput input)
+        {
+            cache.Clear();
+            return base.RunAsync(context, input);
+        }
+    }
+
+    /// <summary>Throws on its first call only, as a transient failure would.</summary>
+    public sealed class FailOnceFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
+    {
+        private static int calls;
+
+        public static int Calls => calls;
+
+        public static void Reset() => calls = 0;
+
+        public override Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input) =>
+            Interlocked.Increment(ref calls) == 1 ? throw new IOException("transient failure (test)") : base.RunAsync(context, input);
+    }
+
+    /// <summary>Claims every full-size batch runs out of memory: the orchestrator must halve them.</summary>
+    public sealed class TightMemoryFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
+    {
+        public override Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input) =>
+            input.Count > 8 ? Task.FromResult(new RowBlock(input.Block, 0, OutOfMemory: true)) : base.RunAsync(context, input);
+    }
+
+    /// <summary>The app's tasks, with one activity replaced by a subclass under the same name.</summary>
+    private static void RegisterReplacing<TActivity, TReplacement>(DurableTaskRegistry registry) where TReplacement : class, ITaskActivity
+    {
+        registry.AddOrchestrator<GraphOrchestrator>();
+        foreach (var activity in ServiceRegistration.ActivityTypes.Where(t => t != typeof(TActivity))) registry.AddActivity(activity);
+        registry.AddActivity<TReplacement>(typeof(TActivity).Name);
+    }
+
+    private static GraphRequest Request(string slug, int maxFeatureNodes) => new()
+    {
+        Prompt = "The cat sat on the",
+        Slug = slug,
+        MaxFeatureNodes = maxFeatureNodes,
+        BatchSize = 16,
+        UpdateInterval = 2,
+        MaxNLogits = 5,
+        EdgeThreshold = 0.9,
+    };
+
+    /// <summary>Runs the orchestration for <paramref name="request"/> and the engine directly; returns both graphs without their timestamps.</summary>
+    private static async Task<(JsonNode Orchestrated, JsonNode Direct, OrchestrationMetadata Instance)> RunBothAsync(LocalService service, GraphRequest request)
+    {
+        var model = await service.Services.GetRequiredService<ModelHost>().GetAsync();
+        var job = new GraphJob(request.Slug, request, model.Tokenize(request.Prompt), null, false, false);
+        await JobStates.WriteJobAsync(service.Workspace, job);
+        await service.Durable.ScheduleNewOrchestrationInstanceAsync(nameof(GraphOrchestrator), job, new StartOrchestrationOptions(job.JobId));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var instance = await service.Durable.WaitForInstanceCompletionAsync(job.JobId, getInputsAndOutputs: true, timeout.Token);
+        Assert.True(instance.RuntimeStatus == OrchestrationRuntimeStatus.Completed, $"orchestration ended {instance.RuntimeStatus}: {instance.FailureDetails?.ErrorMessage}");
+
+        var result = instance.ReadOutputAs<GraphJobResult>()!;
+        await using var stored = await service.Workspace.OpenReadAsync(result.Graph.GraphKey);
+        var orchestrated = WithoutTimestamp(JsonNode.Parse(stored)!);
+
+        var direct = new MemoryStream();
+        GraphPipeline.Generate(model, request, direct);
+        return (orchestrated, WithoutTimestamp(JsonNode.Parse(direct.ToArray())!), instance);
+    }
+
+    private static JsonNode WithoutTimestamp(JsonNode graph)
+    {
+        graph["metadata"]!["info"]!.AsObject().Remove("create_time_ms");
+        return graph;
+    }
+
+    private static void AssertSameGraph(JsonNode expected, JsonNode actual)
+    {
+        Assert.True(actual["nodes"]!.AsArray().Count > 0);
+        Assert.Equal(expected["nodes"]!.ToJsonString(), actual["nodes"]!.ToJsonString());
+        Assert.Equal(expected["links"]!.ToJsonString(), actual["links"]!.ToJsonString());
+        Assert.Equal(expected.ToJsonString(), actual.ToJsonString());
+    }
+
+    [Theory]
+    [InlineData(40)]        // below the active count: ranked in rounds of update_interval × batch
+    [InlineData(100_000)]   // above it: every feature, no ranking
+    public async Task Orchestrated_graph_equals_the_graph_computed_directly(int maxFeatureNodes)
+    {
+        await using var service = await LocalService.StartAsync();
+        var (orchestrated, direct, instance) = await RunBothAsync(service, Request($"equal-{maxFeatureNodes}", maxFeatureNodes));
+        AssertSameGraph(direct, orchestrated);
+
+        var status = JsonDocument.Parse(instance.SerializedCustomStatus!).RootElement;
+        Assert.Equal("done", status.GetProperty("phase").GetString());
+        Assert.Equal(status.GetProperty("features_to_visit").GetInt32(), status.GetProperty("features_visited").GetInt32());
+        var keys = await service.Workspace.ListAsync(JobKeys.Prefix(instance.InstanceId));
+        Assert.DoesNotContain(keys, k => k.Contains("/rows/", StringComparison.Ordinal));   // row blocks cleaned up, graph kept
+        Assert.Contains(JobKeys.Graph(instance.InstanceId), keys);
+    }
+
+    [Fact]
+    public async Task A_worker_with_an_empty_cache_mid_job_rebuilds_the_same_state()
+    {
+        await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<RankFeaturesActivity, ForgetfulRankFeatures>(registry));
+        var (orchestrated, direct, _) = await RunBothAsync(service, Request("forgetful", 40));
+        AssertSameGraph(direct, orchestrated);
+    }
+
+    [Fact]
+    public async Task An_activity_that_throws_once_is_retried()
+    {
+        FailOnceFeatureRows.Reset();
+        await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<FeatureRowsActivity, FailOnceFeatureRows>(registry));
+        var (orchestrated, direct, _) = await RunBothAsync(service, Request("flaky", 40));
+        Assert.True(FailOnceFeatureRows.Calls > 3, "the failed batch and the others ran");
+        AssertSameGraph(direct, orchestrated);
+    }
+
+    [Fact]
+    public async Task A_batch_that_runs_out_of_memory_is_split_in_halves()
+    {
+        await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<FeatureRowsActivity, TightMemoryFeatureRows>(registry));
+        var (orchestrated, direct, _) = await RunBothAsync(service, Request("tight", 40));
+        AssertSameGraph(direct, orchestrated);
+    }
+}

@@ -1,0 +1,84 @@
+namespace GraphFunctions.Tests.Support;
+
+using System.Net.Http.Headers;
+using GraphFunctions.LocalHost;
+using GraphFunctions.Service;
+using GraphFunctions.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+/// <summary>
+/// The local host started in this process on 127.0.0.1 (a free port) with the bundled tiny model,
+/// a private workspace and the storage emulators as delivery targets: real HTTP over loopback.
+/// </summary>
+public sealed class LocalService : IAsyncDisposable
+{
+    public const string Secret = "test-secret-key";
+
+    private readonly WebApplication app;
+    private readonly TempFolder folder;
+
+    private LocalService(WebApplication app, TempFolder folder, Uri address)
+    {
+        this.app = app;
+        this.folder = folder;
+        Address = address;
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(5) };
+        Http.DefaultRequestHeaders.Add(SecretCheck.Header, Secret);
+    }
+
+    public Uri Address { get; }
+
+    /// <summary>A client that sends the right secret.</summary>
+    public HttpClient Http { get; }
+
+    public IServiceProvider Services => app.Services;
+
+    public DurableTaskClient Durable => Services.GetRequiredService<DurableTaskClient>();
+
+    public IWorkspaceStore Workspace => Services.GetRequiredService<IWorkspaceStore>();
+
+    public static async Task<LocalService> StartAsync(Action<DurableTaskRegistry>? tasks = null, IDictionary<string, string?>? settings = null)
+    {
+        var folder = new TempFolder("gf-service");
+        var all = new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["SECRET"] = Secret,
+            ["MODEL_ID"] = "",
+            ["MODEL_PATH"] = "",
+            ["TRANSCODER_SET"] = "",
+            ["WORKSPACE_PATH"] = folder["workspace"],
+            ["WORKSPACE_BLOB_CONTAINER"] = "",
+            ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true",
+            ["GRAPH_BLOB_CONTAINER"] = "graphs-e2e",
+            ["SIGNED_URL_ALLOWED_HOSTS"] = "127.0.0.1",
+            ["STEER_WAIT_SECONDS"] = "1",
+            ["TOKEN_LIMIT"] = "64",
+            ["UPDATE_INTERVAL"] = "2",
+        };
+        foreach (var (name, value) in settings ?? new Dictionary<string, string?>()) all[name] = value;
+        var app = LocalHostApp.Create([], all, tasks);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        await app.Services.GetRequiredService<ModelHost>().GetAsync();   // the model is loaded before tests talk to it
+        return new LocalService(app, folder, new Uri(address));
+    }
+
+    /// <summary>A client without the secret header.</summary>
+    public HttpClient Anonymous() => new() { BaseAddress = Address };
+
+    public static StringContent Json(string body) => new(body, new MediaTypeHeaderValue("application/json"));
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await app.StopAsync();
+        await app.DisposeAsync();
+        folder.Dispose();
+    }
+}
