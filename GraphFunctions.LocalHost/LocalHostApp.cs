@@ -30,7 +30,8 @@ public static class LocalHostApp
         if (builder.Configuration["urls"] is null) builder.WebHost.UseUrls(DefaultUrl);
 
         builder.Services.AddGraphService(builder.Configuration);
-        builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks);
+        // The in-process engine talks to its workers over gRPC on loopback: give it a port known to be free.
+        builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks, new InMemoryDurableTaskOptions { Port = FreeLoopbackPort() });
 
         var app = builder.Build();
         MapRoutes(app);
@@ -60,6 +61,13 @@ public static class LocalHostApp
         app.MapGet("/check-busy", (ModelApi api) => api.CheckBusy());
         app.MapGet("/openapi.json", () => DocsApi.OpenApi());
         app.MapGet("/docs", () => DocsApi.Docs());
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     /// <summary>The "Values" of local.settings.json (or the committed example) found above the app folder.</summary>

@@ -265,15 +265,16 @@ internal sealed class FakeHub : IDisposable
         var slice = content.AsMemory((int)start);
         if (CutFirstBodyAfter is long cut && Interlocked.Exchange(ref cuts, 1) == 0)
         {
+            Record(context, server, status, cut);
             await response.OutputStream.WriteAsync(slice[..(int)cut]);
             await response.OutputStream.FlushAsync();
-            Record(context, server, status, cut);
             await Task.Delay(50);
             response.Abort();
             return;
         }
-        await response.OutputStream.WriteAsync(slice);
+        // Recorded before the bytes go out: the client may finish reading before this method resumes.
         Record(context, server, status, slice.Length);
+        await response.OutputStream.WriteAsync(slice);
         response.Close();
     }
 

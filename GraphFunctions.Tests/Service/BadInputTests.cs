@@ -9,6 +9,7 @@ using GraphFunctions.Tests.Support;
 /// A corpus of bad requests: every one answered 4xx with a message naming the problem, never a
 /// 5xx, and the service keeps serving afterwards.
 /// </summary>
+[Collection(UsesLocalService.Name)]
 public sealed class BadInputTests : IAsyncLifetime
 {
     private const string M = "graphfunctions/tiny-gemma-2";

@@ -5,6 +5,7 @@ using System.Net;
 using System.Text.Json;
 using Amazon.S3;
 using Amazon.S3.Model;
+using GraphFunctions.Orchestration;
 using GraphFunctions.Service;
 using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
@@ -12,6 +13,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The local host over real HTTP on 127.0.0.1: the seed's requests, the Durable routes and every delivery target.</summary>
+[Collection(UsesLocalService.Name)]
 public sealed class EndToEndTests : IAsyncLifetime
 {
     private LocalService service = null!;
@@ -76,11 +78,14 @@ public sealed class EndToEndTests : IAsyncLifetime
         try
         {
             using var first = await service.Http.PostAsync("/generate-graph", LocalService.Json(GraphBody("e2e-same")));
-            var created = (await service.Durable.GetInstanceAsync("e2e-same"))!.CreatedAt;
-            using var second = await service.Http.PostAsync("/generate-graph", LocalService.Json(GraphBody("e2e-same")));
+            // A second request for the same slug, with other settings, while the first still runs.
+            using var second = await service.Http.PostAsync("/generate-graph", LocalService.Json(GraphBody("e2e-same").Replace("5000", "7", StringComparison.Ordinal)));
             Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
             Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
-            Assert.Equal(created, (await service.Durable.GetInstanceAsync("e2e-same"))!.CreatedAt);
+            var running = await service.Durable.GetInstanceAsync("e2e-same", getInputsAndOutputs: true);
+            Assert.False(running!.IsCompleted);
+            Assert.Equal(5000, running.ReadInputAs<GraphJob>()!.Request.MaxFeatureNodes);
+            Assert.Equal(5000, (await JobStates.ReadJobAsync(service.Workspace, "e2e-same")).Request.MaxFeatureNodes);
         }
         finally
         {

@@ -15,6 +15,7 @@ using Microsoft.Extensions.DependencyInjection;
 /// The graph orchestration on the real Durable Task engine, in process: its graph must equal the
 /// one the engine computes directly, whatever happens to workers and activities on the way.
 /// </summary>
+[Collection(UsesLocalService.Name)]
 public class GraphOrchestrationTests
 {
     /// <summary>Forgets every prepared state before it ranks: the next activities meet an empty cache.</summary>

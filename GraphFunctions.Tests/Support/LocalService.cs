@@ -11,6 +11,13 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
 
+/// <summary>Test classes that start a local service run one at a time: each loads a model and hosts a Durable engine.</summary>
+[CollectionDefinition(Name)]
+public sealed class UsesLocalService
+{
+    public const string Name = "local service";
+}
+
 /// <summary>
 /// The local host started in this process on 127.0.0.1 (a free port) with the bundled tiny model,
 /// a private workspace and the storage emulators as delivery targets: real HTTP over loopback.
@@ -62,11 +69,28 @@ public sealed class LocalService : IAsyncDisposable
             ["UPDATE_INTERVAL"] = "2",
         };
         foreach (var (name, value) in settings ?? new Dictionary<string, string?>()) all[name] = value;
-        var app = LocalHostApp.Create([], all, tasks);
-        await app.StartAsync();
+        var app = await StartWithRetriesAsync(all, tasks);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         await app.Services.GetRequiredService<ModelHost>().GetAsync();   // the model is loaded before tests talk to it
         return new LocalService(app, folder, new Uri(address));
+    }
+
+    /// <summary>Starts the app; a port taken between choosing and binding it (parallel tests) gets a second try.</summary>
+    private static async Task<WebApplication> StartWithRetriesAsync(Dictionary<string, string?> settings, Action<DurableTaskRegistry>? tasks)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            var app = LocalHostApp.Create([], settings, tasks);
+            try
+            {
+                await app.StartAsync();
+                return app;
+            }
+            catch (IOException e) when (attempt < 3 && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                await app.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>A client without the secret header.</summary>
