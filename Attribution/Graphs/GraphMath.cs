@@ -40,15 +40,22 @@ public static class GraphMath
     /// <summary>
     /// The score above which the largest scores carry <paramref name="fraction"/> of the total:
     /// the first sorted score where the cumulative share reaches the fraction (the last at 1.0).
+    /// Scores are non-negative; only the positive ones are sorted (an N² edge matrix is mostly
+    /// zeros), with the same answer as sorting all: when rounding keeps the share just below the
+    /// fraction at the last positive score, the threshold falls to the zeros, as it would there.
     /// </summary>
     public static float Threshold(Tensor scores, double fraction)
     {
         using var scope = NewDisposeScope();
-        var sorted = scores.flatten().sort(descending: true).Values;
+        var flat = scores.flatten();
+        var positive = flat.masked_select(flat > 0);
+        long zeros = flat.shape[0] - positive.shape[0];
+        if (positive.shape[0] == 0) return 0f;
+        var sorted = positive.sort(descending: true).Values;
         var cumulative = sorted.cumsum(0) / sorted.sum();
         using var target = tensor(new[] { (float)fraction });
         long index = searchsorted(cumulative, target).item<long>();
-        index = Math.Min(index, sorted.shape[0] - 1);
+        if (index >= sorted.shape[0]) return zeros > 0 ? 0f : sorted[sorted.shape[0] - 1].item<float>();
         return sorted[index].item<float>();
     }
 

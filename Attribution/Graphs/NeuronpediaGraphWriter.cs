@@ -38,11 +38,17 @@ public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb,
 /// </summary>
 public static class NeuronpediaGraphWriter
 {
+    private static readonly JsonEncodedText SourceName = JsonEncodedText.Encode("source");
+    private static readonly JsonEncodedText TargetName = JsonEncodedText.Encode("target");
+    private static readonly JsonEncodedText WeightName = JsonEncodedText.Encode("weight");
+
     public static void Write(Stream output, AttributionGraph graph, PruneResult pruning, GraphMetadata metadata, Func<long, string> decodeToken)
     {
         var nodes = KeptNodes(graph, pruning);
         var links = KeptLinks(graph, pruning, nodes);
         var connected = new HashSet<int>(links.SelectMany(l => new[] { l.Source, l.Target }));
+        // Each id is written once per node and once per link end: encode it once.
+        var ids = nodes.ToDictionary(n => n, n => JsonEncodedText.Encode(NodeId(graph, n), JavaScriptEncoder.UnsafeRelaxedJsonEscaping));
 
         // Relaxed escaping: tokens like "<bos>" and non-ASCII text stay readable, as in circuit-tracer's files.
         using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -63,9 +69,9 @@ public static class NeuronpediaGraphWriter
         foreach (var link in links)
         {
             json.WriteStartObject();
-            json.WriteString("source", NodeId(graph, link.Source));
-            json.WriteString("target", NodeId(graph, link.Target));
-            json.WriteNumber("weight", link.Weight);
+            json.WriteString(SourceName, ids[link.Source]);
+            json.WriteString(TargetName, ids[link.Target]);
+            json.WriteNumber(WeightName, link.Weight);
             json.WriteEndObject();
             if (json.BytesPending > 1 << 16) json.Flush();
         }

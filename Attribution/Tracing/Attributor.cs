@@ -29,8 +29,8 @@ public sealed class PhaseTimings
     public void Add(string phase, double seconds) => phases.Add((phase, seconds));
 }
 
-/// <summary>The unpruned graph, with what it took to make it.</summary>
-public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timings) : IDisposable
+/// <summary>The unpruned graph, with what it took to make it and the order features were attributed in.</summary>
+public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timings, IReadOnlyList<long> VisitOrder) : IDisposable
 {
     public void Dispose() => Graph.Dispose();
 }
@@ -103,6 +103,6 @@ public static class Attributor
         progress?.Report(new(AssemblePhase, 0, 0));
         var graph = timings.Time(AssemblePhase, () => GraphAssembly.Assemble(tokens, replacement.NLayers, prompt.Active, targets.TokenIds,
             targets.Probabilities, rows.narrow(0, 0, nLogits), rows.narrow(0, nLogits, filled - nLogits), rowNodes[nLogits..filled]));
-        return new AttributionResult(graph, timings);
+        return new AttributionResult(graph, timings, rowNodes[nLogits..filled]);
     }
 }

@@ -21,4 +21,11 @@ public static class FeatureRanking
         using var order = featureInfluence.argsort(descending: true);
         return order.data<long>().ToArray().Where(f => !visited[f]).Take(count).ToArray();
     }
+
+    /// <summary>
+    /// A queue reordered for batching: by node index, i.e. by layer. Rows do not depend on their
+    /// batch mates, but a batch's backward pass runs only as deep as its deepest target, so
+    /// grouping targets by layer makes most batches shallow (a queue in rank order mixes layers).
+    /// </summary>
+    public static long[] InBatchOrder(long[] queue) => [.. queue.Order()];
 }

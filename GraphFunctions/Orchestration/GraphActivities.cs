@@ -52,7 +52,7 @@ public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore
             foreach (var (nodes, _) in blocks.Skip(1))
                 foreach (long node in nodes) visited[node] = true;
             using var rows = cat(blocks.Select(b => b.Rows).ToList(), 0);
-            var queue = FeatureRanking.NextQueue(rows, blocks.SelectMany(b => b.Nodes).ToArray(), state.Targets.Probabilities, visited, input.Count);
+            var queue = FeatureRanking.InBatchOrder(FeatureRanking.NextQueue(rows, blocks.SelectMany(b => b.Nodes).ToArray(), state.Targets.Probabilities, visited, input.Count));
             string key = JobKeys.Queue(input.JobId, input.Round);
             await RowBlocks.WriteQueueAsync(workspace, key, queue);
             return new RankedFeatures(key, queue.Length);
