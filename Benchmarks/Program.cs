@@ -1,8 +1,11 @@
 using Benchmarks;
 
-var benchmarks = new Dictionary<string, Func<string[], int>>
+var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
 {
-    ["attribution"] = AttributionBenchmark.Run,
+    ["attribution"] = a => Task.FromResult(AttributionBenchmark.Run(a)),
+    ["clt-loading"] = a => Task.FromResult(CltLoadingBenchmark.Run(a)),
+    ["steering"] = SteeringBenchmark.RunAsync,
+    ["orchestration"] = OrchestrationBenchmark.RunAsync,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
@@ -10,4 +13,4 @@ if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
     Console.Error.WriteLine($"usage: Benchmarks <{string.Join('|', benchmarks.Keys)}> [options]");
     return 2;
 }
-return run(args[1..]);
+return await run(args[1..]);

@@ -28,6 +28,9 @@ public static class LocalHostApp
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = fileSettings });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         if (builder.Configuration["urls"] is null) builder.WebHost.UseUrls(DefaultUrl);
+        // The framework, the in-process Durable engine and gRPC log every request at Information.
+        foreach (var chatty in new[] { "Microsoft.AspNetCore", "Microsoft.DurableTask", "DurableTask", "Grpc", "Microsoft.Extensions.Hosting" })
+            builder.Logging.AddFilter(chatty, LogLevel.Warning);
 
         builder.Services.AddGraphService(builder.Configuration);
         // The in-process engine talks to its workers over gRPC on loopback: give it a port known to be free.

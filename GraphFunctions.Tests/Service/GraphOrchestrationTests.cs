@@ -72,10 +72,10 @@ public class GraphOrchestrationTests
     };
 
     /// <summary>Runs the orchestration for <paramref name="request"/> and the engine directly; returns both graphs without their timestamps.</summary>
-    private static async Task<(JsonNode Orchestrated, JsonNode Direct, OrchestrationMetadata Instance)> RunBothAsync(LocalService service, GraphRequest request)
+    private static async Task<(JsonNode Orchestrated, JsonNode Direct, OrchestrationMetadata Instance)> RunBothAsync(LocalService service, GraphRequest request, int batchesPerActivity = 1)
     {
         var model = await service.Services.GetRequiredService<ModelHost>().GetAsync();
-        var job = new GraphJob(request.Slug, request, model.Tokenize(request.Prompt), null, false, false);
+        var job = new GraphJob(request.Slug, request, model.Tokenize(request.Prompt), null, false, false, batchesPerActivity);
         await JobStates.WriteJobAsync(service.Workspace, job);
         await service.Durable.ScheduleNewOrchestrationInstanceAsync(nameof(GraphOrchestrator), job, new StartOrchestrationOptions(job.JobId));
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
@@ -106,12 +106,13 @@ public class GraphOrchestrationTests
     }
 
     [Theory]
-    [InlineData(40)]        // below the active count: ranked in rounds of update_interval × batch
-    [InlineData(100_000)]   // above it: every feature, no ranking
-    public async Task Orchestrated_graph_equals_the_graph_computed_directly(int maxFeatureNodes)
+    [InlineData(40, 1)]        // below the active count: ranked in rounds of update_interval × batch
+    [InlineData(100_000, 1)]   // above it: every feature, no ranking
+    [InlineData(40, 3)]        // several batches per activity
+    public async Task Orchestrated_graph_equals_the_graph_computed_directly(int maxFeatureNodes, int batchesPerActivity)
     {
         await using var service = await LocalService.StartAsync();
-        var (orchestrated, direct, instance) = await RunBothAsync(service, Request($"equal-{maxFeatureNodes}", maxFeatureNodes));
+        var (orchestrated, direct, instance) = await RunBothAsync(service, Request($"equal-{maxFeatureNodes}-{batchesPerActivity}", maxFeatureNodes), batchesPerActivity);
         AssertSameGraph(direct, orchestrated);
 
         var status = JsonDocument.Parse(instance.SerializedCustomStatus!).RootElement;

@@ -18,6 +18,9 @@ public sealed record ServiceOptions
     /// <summary>Batches between feature re-rankings; the Neuronpedia server ranks once (1000).</summary>
     public int UpdateInterval { get; init; } = 1000;
 
+    /// <summary>Backward-pass batches computed by one feature-rows activity (amortises the Durable per-activity latency).</summary>
+    public int BatchesPerActivity { get; init; } = 8;
+
     public static ServiceOptions From(IConfiguration settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
@@ -36,6 +39,7 @@ public sealed record ServiceOptions
             TokenLimit = Int(SettingNames.TokenLimit, 64),
             SteerWait = TimeSpan.FromSeconds(Int(SettingNames.SteerWaitSeconds, 30)),
             UpdateInterval = Int(SettingNames.UpdateInterval, 1000),
+            BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
             Model = new ModelSettings
             {
                 ModelId = Get(SettingNames.ModelId) ?? BundledModel.Id,

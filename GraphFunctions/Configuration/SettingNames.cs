@@ -35,6 +35,7 @@ public static class SettingNames
     public const string TokenLimit = "TOKEN_LIMIT";
     public const string LazyEncoders = "LAZY_ENCODERS";
     public const string UpdateInterval = "UPDATE_INTERVAL";
+    public const string BatchesPerActivity = "BATCHES_PER_ACTIVITY";
 
     // Graph jobs, workspace and delivery
     public const string WorkspacePath = "WORKSPACE_PATH";
@@ -47,7 +48,7 @@ public static class SettingNames
     [
         FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
         Secret, HfToken,
-        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval,
+        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds,
     ];
 }

@@ -3,8 +3,11 @@ namespace GraphFunctions.Orchestration;
 using System.Text.Json.Serialization;
 using Attribution.Pipeline;
 
-/// <summary>One graph job: the orchestration's input. The HTTP starter also stores it in the workspace.</summary>
-public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, string? SignedUrl, bool Compress, bool ToBlob)
+/// <summary>
+/// One graph job: the orchestration's input. The HTTP starter also stores it in the workspace.
+/// Each feature-rows activity computes <see cref="BatchesPerActivity"/> backward-pass batches.
+/// </summary>
+public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, string? SignedUrl, bool Compress, bool ToBlob, int BatchesPerActivity = 1)
 {
     public bool Delivers => SignedUrl is not null || ToBlob;
 }
@@ -35,8 +38,9 @@ public sealed record RankInput(string JobId, IReadOnlyList<string> Blocks, int C
 public sealed record RankedFeatures(string? Key, int Count);
 
 /// <summary>
-/// Rows for queue entries [Offset, Offset + Count), stored as <see cref="Block"/>. A batch split
-/// after running out of memory is <see cref="Shrunk"/>: it runs with a batch as small as itself.
+/// Rows for queue entries [Offset, Offset + Count), computed batch_size at a time and stored as
+/// <see cref="Block"/>. A batch split below batch_size after running out of memory is
+/// <see cref="Shrunk"/>: it runs with a frozen forward pass as small as itself.
 /// </summary>
 public sealed record FeatureBatch(string JobId, string? QueueKey, int Offset, int Count, string Block, bool Shrunk = false);
 

@@ -35,9 +35,12 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
                     new RankInput(job.JobId, blocks, Math.Min(job.Request.UpdateInterval * batchSize, prepared.MaxFeatures - visited), round), Retry);
             if (queue.Count == 0) break;
 
-            var batches = Enumerable.Range(0, (queue.Count + batchSize - 1) / batchSize)
-                .Select(i => new FeatureBatch(job.JobId, queue.Key, i * batchSize, Math.Min(batchSize, queue.Count - i * batchSize), $"r{round}-b{i}"));
-            var results = await Task.WhenAll(batches.Select(batch => RowsHalvingOnOutOfMemory(context, batch)));
+            // One activity per slice of BatchesPerActivity batches: Durable's per-activity latency is
+            // paid once per slice, and the slices still spread over every GPU instance.
+            int slice = batchSize * Math.Max(1, job.BatchesPerActivity);
+            var batches = Enumerable.Range(0, (queue.Count + slice - 1) / slice)
+                .Select(i => new FeatureBatch(job.JobId, queue.Key, i * slice, Math.Min(slice, queue.Count - i * slice), $"r{round}-b{i}"));
+            var results = await Task.WhenAll(batches.Select(batch => RowsHalvingOnOutOfMemory(context, batch, batchSize)));
             blocks.AddRange(results.SelectMany(r => r).Select(r => r.Block));
             visited += queue.Count;
             round++;
@@ -58,14 +61,16 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
     }
 
     /// <summary>Runs a batch; if it does not fit in memory, runs its two halves instead (down to single rows).</summary>
-    private static async Task<IReadOnlyList<RowBlock>> RowsHalvingOnOutOfMemory(TaskOrchestrationContext context, FeatureBatch batch)
+    private static async Task<IReadOnlyList<RowBlock>> RowsHalvingOnOutOfMemory(TaskOrchestrationContext context, FeatureBatch batch, int batchSize)
     {
         var block = await context.CallActivityAsync<RowBlock>(nameof(FeatureRowsActivity), batch, Retry);
         if (!block.OutOfMemory) return [block];
         if (batch.Count == 1) throw new InvalidOperationException($"a single feature row of job {batch.JobId} does not fit in memory");
         int half = batch.Count / 2;
-        var first = await RowsHalvingOnOutOfMemory(context, batch with { Count = half, Block = batch.Block + "a", Shrunk = true });
-        var second = await RowsHalvingOnOutOfMemory(context, batch with { Offset = batch.Offset + half, Count = batch.Count - half, Block = batch.Block + "b", Shrunk = true });
+        // Halves of at least a batch still run with the full frozen pass; smaller ones shrink it.
+        bool shrink = batch.Shrunk || half < batchSize;
+        var first = await RowsHalvingOnOutOfMemory(context, batch with { Count = half, Block = batch.Block + "a", Shrunk = shrink }, batchSize);
+        var second = await RowsHalvingOnOutOfMemory(context, batch with { Offset = batch.Offset + half, Count = batch.Count - half, Block = batch.Block + "b", Shrunk = shrink }, batchSize);
         return [.. first, .. second];
     }
 }

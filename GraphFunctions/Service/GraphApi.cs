@@ -54,7 +54,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, options.TokenLimit);
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
-        var job = new GraphJob(graphRequest.Slug, graphRequest, tokens!, signedUrl, compress, toBlob);
+        var job = new GraphJob(graphRequest.Slug, graphRequest, tokens!, signedUrl, compress, toBlob, options.BatchesPerActivity);
         await StartOrFindAsync(client, job, cancellation);
         if (waitSeconds > 0 && await WaitAsync(client, job.JobId, waitSeconds, cancellation) is { } finished)
             return await ResultOfAsync(finished, cancellation);

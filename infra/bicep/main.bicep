@@ -111,6 +111,10 @@ param steerWaitSeconds int = 30
 @minValue(1)
 param updateInterval int = 1000
 
+@description('BATCHES_PER_ACTIVITY: backward-pass batches per feature-rows activity (fewer, longer activities amortise Durable dispatch latency; 1 = one activity per batch).')
+@minValue(1)
+param batchesPerActivity int = 8
+
 @description('LAZY_ENCODERS: stream encoder matrices from the model share at every use instead of holding them (saves memory, costs time).')
 param lazyEncoders bool = false
 
@@ -231,6 +235,7 @@ module functionApp 'modules/functionapp.bicep' = {
     signedUrlAllowedHosts: signedUrlAllowedHosts
     steerWaitSeconds: steerWaitSeconds
     updateInterval: updateInterval
+    batchesPerActivity: batchesPerActivity
     lazyEncoders: lazyEncoders
   }
 }

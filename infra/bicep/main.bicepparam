@@ -32,3 +32,4 @@ param signedUrlAllowedHosts = ''
 param steerWaitSeconds = 30
 param updateInterval = 1000
 param lazyEncoders = false
+param batchesPerActivity = 8

@@ -69,6 +69,9 @@ param steerWaitSeconds int
 @description('Batches between feature re-rankings.')
 param updateInterval int
 
+@description('Backward-pass batches per feature-rows activity.')
+param batchesPerActivity int
+
 @description('Stream encoders from disk instead of holding them.')
 param lazyEncoders bool
 
@@ -207,6 +210,10 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'UPDATE_INTERVAL'
               value: string(updateInterval)
+            }
+            {
+              name: 'BATCHES_PER_ACTIVITY'
+              value: string(batchesPerActivity)
             }
             // Graph jobs, workspace and delivery.
             {

@@ -1,0 +1,99 @@
+namespace Benchmarks;
+
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using Attribution;
+using Attribution.Loading;
+using Attribution.Models;
+using Attribution.Pipeline;
+using Attribution.Synthetic;
+using GraphFunctions.LocalHost;
+using GraphFunctions.Service;
+using Microsoft.DurableTask.Client;
+
+/// <summary>
+/// Issue #6's benchmark: one graph of the engine benchmark's model through the local host (HTTP,
+/// Durable orchestration, activities, workspace) against the engine called directly, and the
+/// orchestration history size per job.
+/// </summary>
+internal static class OrchestrationBenchmark
+{
+    // About 32 tokens of the bundled byte-level tokenizer, as in the engine benchmark.
+    private const string Prompt = "The quick brown fox jumps over the lazy dog";
+
+    private static int Option(string[] args, string name, int fallback)
+    {
+        int at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        Console.WriteLine($"machine: {Measure.Machine()}; {TorchInfo.Describe()}");
+        string work = Path.Combine(Path.GetTempPath(), "gf-bench-orchestration");
+        string model = Path.Combine(work, "model"), transcoders = Path.Combine(work, "transcoders");
+        if (!File.Exists(Path.Combine(transcoders, "config.yaml")))
+        {
+            TinyCheckpoints.WriteModel(model, new TinyModelSpec
+            {
+                Architecture = ModelArchitecture.Gemma2, VocabSize = 4096, DModel = 256, DMlp = 1024, NLayers = 4, NHeads = 4, NKvHeads = 2, HeadDim = 64, Seed = 1, WeightStd = 0.05,
+            });
+            File.Copy(Path.Combine(Path.GetDirectoryName(BundledModel.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
+            TinyCheckpoints.WriteTranscoders(transcoders, model, new TinyTranscoderSpec { DTranscoder = 4096, TargetL0 = 8, Seed = 2 });
+        }
+
+        int updateInterval = args.Contains("--rank-often") ? 4 : 1000;
+        int batchSize = args.Contains("--batch-128") ? 128 : 32;
+        var meter = new HistoryMeter();
+        await using var app = LocalHostApp.Create([], new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0", ["SECRET"] = "bench", ["MODEL_ID"] = "bench/gemma2-4l-256", ["MODEL_PATH"] = model,
+            ["TRANSCODER_SET"] = Path.Combine(transcoders, "config.yaml"), ["WORKSPACE_PATH"] = Path.Combine(work, "workspace"),
+            ["UPDATE_INTERVAL"] = updateInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), ["TOKEN_LIMIT"] = "64",
+            ["BATCHES_PER_ACTIVITY"] = Option(args, "--batches-per-activity", 8).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }, meter.Register);
+        // The engine alone first, in this process with nothing else running.
+        var settings = new ModelSettings { ModelId = "bench/gemma2-4l-256", ModelPath = model, TranscoderSet = Path.Combine(transcoders, "config.yaml") };
+        var direct = new List<double>();
+        using (var alone = await LoadedModel.LoadAsync(settings, hub: null))
+        {
+            var request = new GraphRequest { Prompt = Prompt, Slug = "direct", MaxFeatureNodes = 1000, BatchSize = batchSize, UpdateInterval = updateInterval };
+            Console.WriteLine($"model: Gemma-2 layout, 4 layers, d_model 256, d_transcoder 4096; prompt {alone.Tokenize(Prompt).Length} tokens; max_feature_nodes 1000, batch {batchSize}, update_interval {updateInterval}");
+            for (int run = 0; run < 6; run++) direct.Add(Measure.Seconds(() => GraphPipeline.Generate(alone, request, Stream.Null)));
+        }
+
+        await app.StartAsync();
+        await ((ModelHost)app.Services.GetService(typeof(ModelHost))!).GetAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromMinutes(10) };
+        http.DefaultRequestHeaders.Add("x-secret-key", "bench");
+
+        var hosted = new List<double>();
+        var historyBytes = new List<long>();
+        var client = (DurableTaskClient)app.Services.GetService(typeof(DurableTaskClient))!;
+        var activityCounts = new List<int>();
+        for (int run = 0; run < 6; run++)
+        {
+            string slug = $"bench-{run}";
+            string body = $$"""{"prompt": "{{Prompt}}", "model_id": "bench/gemma2-4l-256", "max_feature_nodes": 1000, "batch_size": {{batchSize}}, "slug_identifier": "{{slug}}"}""";
+            using var content = new StringContent(body, new MediaTypeHeaderValue("application/json"));
+            var clock = Stopwatch.StartNew();
+            using var response = await http.PostAsync("/generate-graph?wait_seconds=600", content);
+            response.EnsureSuccessStatusCode();
+            await response.Content.ReadAsByteArrayAsync();
+            hosted.Add(clock.Elapsed.TotalSeconds);
+            // The payloads a job's history holds: its input and output, every activity input and result.
+            var instance = await client.GetInstanceAsync(slug, getInputsAndOutputs: true);
+            var (calls, bytes) = meter.TakeTotals();
+            historyBytes.Add(bytes + (instance!.SerializedInput?.Length ?? 0) + (instance.SerializedOutput?.Length ?? 0) + (instance.SerializedCustomStatus?.Length ?? 0));
+            activityCounts.Add(calls);
+        }
+        // The first round of each warms caches: report the median of the other five.
+        double Median(List<double> values) => values.Skip(1).Order().ElementAt(2);
+        Console.WriteLine($"one graph, engine directly:         {Median(direct):F3} s (median of 5)");
+        Console.WriteLine($"one graph, through the local host:  {Median(hosted):F3} s (HTTP + Durable + activities + workspace)");
+        Console.WriteLine($"orchestration overhead ratio: {Median(hosted) / Median(direct):F2} (target ≤ 1.15)");
+        Console.WriteLine($"orchestration history per job: {activityCounts[^1]} activities, {historyBytes.Skip(1).Average() / 1024:F1} KiB of payloads (inputs, outputs, status; rows stay in the workspace)");
+        await app.StopAsync();
+        return 0;
+    }
+}
