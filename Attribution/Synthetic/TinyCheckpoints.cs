@@ -150,11 +150,14 @@ public static class TinyCheckpoints
             var decoderBias = randn([d], generator: generator) * 0.05;
             var skip = spec.Skip ? randn([d, d], generator: generator) * (0.3 / Math.Sqrt(d)) : null;
 
-            // Pick each feature's threshold so it fires on about TargetL0 / d_tc of the calibration positions.
-            var pre = reads[l].matmul(encoder.t());
-            var (sorted, _) = pre.sort(0, descending: true);
-            long rank = Math.Clamp((long)Math.Round(pre.shape[0] * (double)spec.TargetL0 / dtc), 0, pre.shape[0] - 1);
-            var threshold = sorted[rank].clamp_min(1e-3);
+            // One threshold for the layer, at the quantile where TargetL0 of d_tc features fire per
+            // calibration position (a per-feature quantile cannot be estimated from a few positions),
+            // jittered ±10% per feature.
+            var pre = reads[l].matmul(encoder.t()).flatten();
+            long keep = Math.Max(1, (long)Math.Round(pre.shape[0] * (double)spec.TargetL0 / dtc));
+            var (top, _) = pre.topk((int)Math.Min(keep, pre.shape[0]));
+            var jitter = 0.9 + 0.2 * rand([dtc], generator: generator);
+            var threshold = (top[-1].clamp_min(1e-3) * jitter).to(ScalarType.Float32);
 
             var tensors = new Dictionary<string, Tensor>();
             string Suffix(string name) => crossLayer ? $"{name}_{l}" : name;

@@ -41,6 +41,8 @@ public sealed class AttributionContext : IDisposable
             writeLeaves[l] = zeros(batchSize, nPos, d, model.DType, model.Device).requires_grad_(true).DetachFromDisposeScope();
 
         run = new FrozenRun(prompt.Clean, replacement.Transcoders, [.. writeLeaves]);
+        // Gradient mode is per thread; a caller inside no_grad must not get a graph-less forward pass.
+        using (var gradients = enable_grad())
         using (var scope = NewDisposeScope())
         {
             model.Forward(embeddingLeaf, run);
@@ -165,6 +167,10 @@ public sealed class AttributionContext : IDisposable
         int deepest = readLayers.Max();
         var inputs = new List<Tensor> { embeddingLeaf };
         inputs.AddRange(writeLeaves.Take(deepest));
+        // libtorch aborts the process (not an exception) if these outputs had no graph: fail first.
+        if (outputs.Any(o => !o.requires_grad))
+            throw new InvalidOperationException("the frozen forward pass has no autograd graph (was it built under no_grad?)");
+        using var gradients = enable_grad();
         var grads = autograd.grad(outputs, inputs, gradOutputs, retain_graph: true);
         return (grads[0], grads.Skip(1).ToArray());
     }

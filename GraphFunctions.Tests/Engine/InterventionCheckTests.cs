@@ -100,3 +100,16 @@ public class InterventionCheckTests
         Assert.True(check.WorstRelativeError < tolerance, $"worst relative error {check.WorstRelativeError:E2} over {check.ColumnsChecked} columns");
     }
 }
+
+public class GradientModeTests
+{
+    [Fact]
+    public void Attribution_works_when_the_calling_thread_has_gradients_disabled()
+    {
+        using var tiny = new TinyReplacement(new TinyModelSpec { Seed = 2 }, new TinyTranscoderSpec { Seed = 2 });
+        using var noGrad = no_grad();
+        using var result = Attributor.Attribute(tiny.Replacement, tiny.Prompt(6), new AttributionSettings { BatchSize = 8, MaxFeatureNodes = 10 });
+        Assert.Equal(10, result.Graph.FeatureCount);
+        Assert.True(result.Graph.Adjacency.abs().sum().item<float>() > 0, "rows must hold direct effects, not zeros");
+    }
+}
