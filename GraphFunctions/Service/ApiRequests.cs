@@ -10,6 +10,32 @@ public static class ApiRequests
     public const int MaxBodyBytes = 1 << 20;
     public const int MaxPromptCharacters = 20_000;
 
+    /// <summary>A model route's request after the common checks: its fields, the served model and the prompt.</summary>
+    public sealed record ModelRequest(RequestFields Fields, LoadedModel Model, string? Prompt);
+
+    /// <summary>
+    /// What every model route does first: the secret, the JSON body, model_id against the served
+    /// model, the prompt. Field problems are collected in the fields; a refusal is returned at once.
+    /// </summary>
+    public static async Task<(ModelRequest? Request, IResult? Refusal)> BeginAsync(HttpRequest request, SecretCheck secret, ModelHost models,
+        bool modelIdRequired, CancellationToken cancellation)
+    {
+        if (secret.Refusal(request) is { } refused) return (null, refused);
+        var (fields, bodyRefusal) = await ReadBodyAsync(request, cancellation);
+        if (fields is null) return (null, bodyRefusal);
+        LoadedModel model;
+        try
+        {
+            model = await models.GetAsync();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return (null, ApiResults.Error(StatusCodes.Status503ServiceUnavailable, $"the model {models.ModelId} could not be loaded: {e.Message}"));
+        }
+        CheckModelId(fields, model.ModelId, modelIdRequired);
+        return (new ModelRequest(fields, model, Prompt(fields)), null);
+    }
+
     /// <summary>The JSON body as fields, or the 4xx answer explaining why not.</summary>
     public static async Task<(RequestFields? Fields, IResult? Refusal)> ReadBodyAsync(HttpRequest request, CancellationToken cancellation)
     {

@@ -22,13 +22,9 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
 
     public async Task<IResult> GenerateGraphAsync(HttpRequest request, DurableTaskClient client, CancellationToken cancellation)
     {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var (fields, bodyRefusal) = await ApiRequests.ReadBodyAsync(request, cancellation);
-        if (fields is null) return bodyRefusal!;
-        var model = await models.GetAsync();
-
-        ApiRequests.CheckModelId(fields, model.ModelId, required: true);
-        string? prompt = ApiRequests.Prompt(fields);
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, modelIdRequired: true, cancellation);
+        if (begun is null) return refusal!;
+        var (fields, model, prompt) = begun;
         var graphRequest = new GraphRequest
         {
             Prompt = prompt ?? "",

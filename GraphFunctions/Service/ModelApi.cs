@@ -20,13 +20,9 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
 
     public async Task<IResult> SteerAsync(HttpRequest request, CancellationToken cancellation)
     {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var (fields, bodyRefusal) = await ApiRequests.ReadBodyAsync(request, cancellation);
-        if (fields is null) return bodyRefusal!;
-        var model = await models.GetAsync();
-
-        ApiRequests.CheckModelId(fields, model.ModelId, required: true);
-        string? prompt = ApiRequests.Prompt(fields);
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, modelIdRequired: true, cancellation);
+        if (begun is null) return refusal!;
+        var (fields, model, prompt) = begun;
         var features = fields.Objects("features", ReadFeature, required: true);
         var generation = new GenerationOptions(
             NTokens: fields.WholeNumber("n_tokens", 10, 1, MaxNewTokens),
@@ -54,13 +50,9 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
 
     public async Task<IResult> ForwardPassAsync(HttpRequest request, CancellationToken cancellation)
     {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var (fields, bodyRefusal) = await ApiRequests.ReadBodyAsync(request, cancellation);
-        if (fields is null) return bodyRefusal!;
-        var model = await models.GetAsync();
-
-        ApiRequests.CheckModelId(fields, model.ModelId, required: false);
-        string? prompt = ApiRequests.Prompt(fields);
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, modelIdRequired: false, cancellation);
+        if (begun is null) return refusal!;
+        var (fields, model, prompt) = begun;
         int maxLogits = fields.WholeNumber("max_n_logits", 10, 1, 1000);
         double desired = fields.Number("desired_logit_prob", 0.95, 0, 1);
         int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, options.TokenLimit);
