@@ -108,8 +108,9 @@ public sealed class DecoderModel : IDisposable
     public Tensor Forward(Tensor residual, RunPolicy policy, int positionOffset = 0, KvCache? cache = null)
     {
         policy.BeginForward(positionOffset, (int)residual.shape[1]);
+        using var span = new PositionSpan(this, positionOffset, residual.shape[1]);
         var h = residual;
-        for (int l = 0; l < blocks.Length; l++) h = BlockForward(l, h, policy, positionOffset, cache);
+        for (int l = 0; l < blocks.Length; l++) h = BlockForward(l, h, policy, span, cache);
         cache?.Advance(residual.shape[1]);
         var normed = RmsNorm(h, finalNorm, Config.NLayers, NormPoint.Final, policy).Output;
         policy.OnFinalResidual(normed);
@@ -130,11 +131,11 @@ public sealed class DecoderModel : IDisposable
         return Logits(Forward(Embed(ids), policy ?? RunPolicy.Plain, offset, cache));
     }
 
-    private Tensor BlockForward(int layer, Tensor h, RunPolicy policy, int positionOffset, KvCache? cache)
+    private Tensor BlockForward(int layer, Tensor h, RunPolicy policy, PositionSpan span, KvCache? cache)
     {
         var block = blocks[layer];
         var attentionIn = RmsNorm(h, block.InputNorm, layer, NormPoint.AttentionInput, policy).Output;
-        var attention = Attention(layer, block, attentionIn, policy, positionOffset, cache);
+        var attention = Attention(layer, block, attentionIn, policy, span, cache);
         if (block.AttentionOutputNorm is not null)
             attention = RmsNorm(attention, block.AttentionOutputNorm, layer, NormPoint.AttentionOutput, policy).Output;
         var residMid = h + attention;
@@ -158,7 +159,7 @@ public sealed class DecoderModel : IDisposable
         return residMid + sublayer;
     }
 
-    private Tensor Attention(int layer, Block block, Tensor x, RunPolicy policy, int positionOffset, KvCache? cache)
+    private Tensor Attention(int layer, Block block, Tensor x, RunPolicy policy, PositionSpan span, KvCache? cache)
     {
         long batch = x.shape[0], positions = x.shape[1];
         int heads = Config.NHeads, kvHeads = Config.NKvHeads, headDim = Config.HeadDim, group = heads / kvHeads;
@@ -167,7 +168,7 @@ public sealed class DecoderModel : IDisposable
         Tensor? keys = null;
         if (cache is not null)
         {
-            keys = Keys(block, x, positionOffset);
+            keys = Keys(block, x, span);
             (keys, values) = cache.Append(layer, keys, values);
         }
 
@@ -175,8 +176,8 @@ public sealed class DecoderModel : IDisposable
         {
             var queries = F.linear(x, block.Query, block.QueryBias).view(batch, positions, heads, headDim);
             if (block.QueryNorm is not null) queries = HeadNorm(queries, block.QueryNorm);
-            queries = Rotate(queries.transpose(1, 2), positionOffset);
-            var allKeys = keys ?? Keys(block, x, positionOffset);
+            queries = span.Rotate(queries.transpose(1, 2));
+            var allKeys = keys ?? Keys(block, x, span);
             long keyCount = allKeys.shape[2];
 
             // Grouped-query attention: each key/value head serves `group` query heads.
@@ -184,7 +185,7 @@ public sealed class DecoderModel : IDisposable
                 .matmul(allKeys.unsqueeze(2).transpose(-1, -2))
                 .view(batch, heads, positions, keyCount) * Config.AttentionScale;
             if (Config.AttnLogitSoftcap is double cap) scores = SoftCap(scores, cap);
-            using var mask = MaskedKeys(positionOffset, positions, keyCount, Config.WindowOfLayer(layer));
+            using var mask = MaskedKeys(span.Offset, positions, keyCount, Config.WindowOfLayer(layer));
             scores = scores.masked_fill(mask, double.NegativeInfinity);
             return scores.softmax(-1, NormType).to(DType);
         });
@@ -198,11 +199,11 @@ public sealed class DecoderModel : IDisposable
         return F.linear(mixed, block.Output, block.OutputBias);
     }
 
-    private Tensor Keys(Block block, Tensor x, int positionOffset)
+    private Tensor Keys(Block block, Tensor x, PositionSpan span)
     {
         var keys = F.linear(x, block.Key, block.KeyBias).view(x.shape[0], x.shape[1], Config.NKvHeads, Config.HeadDim);
         if (block.KeyNorm is not null) keys = HeadNorm(keys, block.KeyNorm);
-        return Rotate(keys.transpose(1, 2), positionOffset);
+        return span.Rotate(keys.transpose(1, 2));
     }
 
     /// <summary>True where a query may not see a key: the future, or beyond a sliding window.</summary>
@@ -219,18 +220,38 @@ public sealed class DecoderModel : IDisposable
         return masked;
     }
 
-    /// <summary>Rotary position embedding, the non-interleaved "rotate half" form; x: [batch, heads, positions, head_dim].</summary>
-    private Tensor Rotate(Tensor x, int positionOffset)
+    /// <summary>
+    /// The positions of one forward pass and their rotary tables, computed on first use (a frozen
+    /// pass never needs them) and then shared by every layer's queries and keys.
+    /// </summary>
+    private sealed class PositionSpan(DecoderModel model, int offset, long count) : IDisposable
     {
-        long positions = x.shape[2];
-        using var scope = NewDisposeScope();
-        var angles = arange(positionOffset, positionOffset + positions, ScalarType.Float32, Device).unsqueeze(1) * inverseFrequencies.unsqueeze(0);
-        var doubled = cat([angles, angles], -1);
-        var cos = doubled.cos().to(DType);
-        var sin = doubled.sin().to(DType);
-        long half = x.shape[3] / 2;
-        var rotated = cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        private (Tensor Cos, Tensor Sin)? tables;
+
+        public int Offset => offset;
+
+        /// <summary>Rotary position embedding, the non-interleaved "rotate half" form; x: [batch, heads, positions, head_dim].</summary>
+        public Tensor Rotate(Tensor x)
+        {
+            var (cos, sin) = tables ??= Tables();
+            long half = x.shape[3] / 2;
+            using var rotated = cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], -1);
+            return x * cos + rotated * sin;
+        }
+
+        private (Tensor, Tensor) Tables()
+        {
+            using var scope = NewDisposeScope();
+            var angles = arange(offset, offset + count, ScalarType.Float32, model.Device).unsqueeze(1) * model.inverseFrequencies.unsqueeze(0);
+            var doubled = cat([angles, angles], -1);
+            return (doubled.cos().to(model.DType).DetachFromDisposeScope(), doubled.sin().to(model.DType).DetachFromDisposeScope());
+        }
+
+        public void Dispose()
+        {
+            tables?.Cos.Dispose();
+            tables?.Sin.Dispose();
+        }
     }
 
     /// <summary>

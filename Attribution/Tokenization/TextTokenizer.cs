@@ -120,9 +120,12 @@ public sealed class TextTokenizer : IDisposable
     /// starts with a special token (e.g. it begins with "&lt;bos&gt;" or "&lt;|im_start|&gt;").
     /// Position 0 is therefore always a special token.
     /// </summary>
-    public int[] EncodePrompt(string prompt)
+    public int[] EncodePrompt(string prompt) => WithBos(Encode(prompt));
+
+    /// <summary>The BOS rule alone, for ids already from <see cref="Encode"/>.</summary>
+    public int[] WithBos(int[] ids)
     {
-        var ids = Encode(prompt);
+        ArgumentNullException.ThrowIfNull(ids);
         return ids.Length > 0 && StartsASequence(ids[0]) ? ids : [BosId, .. ids];
     }
 

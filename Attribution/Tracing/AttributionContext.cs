@@ -64,59 +64,72 @@ public sealed class AttributionContext : IDisposable
     /// <summary>Rows of the logit targets: [n_logits, RowLength], float32 on the CPU.</summary>
     public Tensor LogitRows(LogitTargets targets)
     {
-        var layers = Enumerable.Repeat(nLayers, targets.Count).ToArray();
-        var positions = Enumerable.Repeat((long)nPos - 1, targets.Count).ToArray();
+        var (layers, positions) = LogitReadPoints(targets);
         return RowsInBatches(layers, positions, targets.DemeanedVectors);
     }
 
     /// <summary>Rows of the given feature nodes (indices into the active features): [n, RowLength].</summary>
     public Tensor FeatureRows(IReadOnlyList<long> featureNodes)
     {
-        var active = prompt.Active;
-        var layers = featureNodes.Select(f => (int)active.Layers[f]).ToArray();
-        var positions = featureNodes.Select(f => active.Positions[f]).ToArray();
-        using var index = tensor(featureNodes.ToArray(), device: prompt.EncoderRows.device);
-        using var injections = prompt.EncoderRows.index_select(0, index);
+        var (layers, positions) = FeatureReadPoints(featureNodes);
+        using var injections = EncoderRowsOf(featureNodes);
         return RowsInBatches(layers, positions, injections);
     }
 
     /// <summary>
-    /// The backward passes alone for the same targets as <see cref="FeatureRows"/> and
+    /// The backward passes alone for the same targets and batches as <see cref="FeatureRows"/> and
     /// <see cref="LogitRows"/>, without contraction: the baseline the benchmark compares against.
     /// </summary>
     public void BareBackward(IReadOnlyList<long> featureNodes, LogitTargets? logits = null)
     {
-        var active = prompt.Active;
-        if (logits is not null)
-        {
-            for (int start = 0; start < logits.Count; start += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                int count = Math.Min(batchSize, logits.Count - start);
-                Backward(Enumerable.Repeat(nLayers, count).ToArray(), Enumerable.Repeat((long)nPos - 1, count).ToArray(), logits.DemeanedVectors.narrow(0, start, count));
-            }
-        }
-        foreach (var batch in featureNodes.Chunk(batchSize))
+        void BackwardOnly(int[] layers, long[] positions, Tensor injections)
         {
             using var scope = NewDisposeScope();
-            using var index = tensor(batch, device: prompt.EncoderRows.device);
-            Backward(batch.Select(f => (int)active.Layers[f]).ToArray(), batch.Select(f => active.Positions[f]).ToArray(), prompt.EncoderRows.index_select(0, index));
+            Backward(layers, positions, injections);
         }
+
+        if (logits is not null)
+        {
+            var (logitLayers, logitPositions) = LogitReadPoints(logits);
+            ForEachBatch(logitLayers, logitPositions, logits.DemeanedVectors, BackwardOnly);
+        }
+        var (featureLayers, featurePositions) = FeatureReadPoints(featureNodes);
+        using var injections = EncoderRowsOf(featureNodes);
+        ForEachBatch(featureLayers, featurePositions, injections, BackwardOnly);
+    }
+
+    /// <summary>Logits are read at the final residual (layer index n_layers), last position.</summary>
+    private (int[] Layers, long[] Positions) LogitReadPoints(LogitTargets targets) =>
+        (Enumerable.Repeat(nLayers, targets.Count).ToArray(), Enumerable.Repeat((long)nPos - 1, targets.Count).ToArray());
+
+    private (int[] Layers, long[] Positions) FeatureReadPoints(IReadOnlyList<long> featureNodes) =>
+        (featureNodes.Select(f => (int)prompt.Active.Layers[f]).ToArray(), featureNodes.Select(f => prompt.Active.Positions[f]).ToArray());
+
+    private Tensor EncoderRowsOf(IReadOnlyList<long> featureNodes)
+    {
+        using var index = tensor(featureNodes.ToArray(), device: prompt.EncoderRows.device);
+        return prompt.EncoderRows.index_select(0, index);
     }
 
     private Tensor RowsInBatches(int[] readLayers, long[] positions, Tensor injections)
     {
         var rows = new List<Tensor>();
-        for (int start = 0; start < readLayers.Length; start += batchSize)
-        {
-            int count = Math.Min(batchSize, readLayers.Length - start);
-            using var slice = injections.narrow(0, start, count);
-            rows.Add(ComputeBatch(readLayers[start..(start + count)], positions[start..(start + count)], slice));
-        }
+        ForEachBatch(readLayers, positions, injections, (l, p, i) => rows.Add(ComputeBatch(l, p, i)));
         if (rows.Count == 0) return zeros(0, RowLength);
         var all = cat(rows, 0);
         foreach (var r in rows) r.Dispose();
         return all;
+    }
+
+    /// <summary>Runs <paramref name="work"/> on consecutive slices of at most batch_size targets.</summary>
+    private void ForEachBatch(int[] readLayers, long[] positions, Tensor injections, Action<int[], long[], Tensor> work)
+    {
+        for (int start = 0; start < readLayers.Length; start += batchSize)
+        {
+            int count = Math.Min(batchSize, readLayers.Length - start);
+            using var slice = injections.narrow(0, start, count);
+            work(readLayers[start..(start + count)], positions[start..(start + count)], slice);
+        }
     }
 
     /// <summary>One backward pass for up to batch_size targets and the contraction into rows.</summary>

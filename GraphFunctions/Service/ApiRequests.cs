@@ -97,13 +97,13 @@ public static class ApiRequests
     /// <summary>Tokens of the prompt (BOS added) after the token-limit check of SPEC 2; null when over the limit.</summary>
     public static int[]? Tokenize(RequestFields fields, LoadedModel model, string prompt, int tokenLimit)
     {
-        int count = model.Tokenizer.Encode(prompt).Length;   // without the BOS the service adds
-        if (count > tokenLimit)
+        var tokens = model.Tokenizer.Encode(prompt);   // counted without the BOS the service adds
+        if (tokens.Length > tokenLimit)
         {
-            fields.Fail($"Prompt exceeds token limit ({count} > {tokenLimit})");
+            fields.Fail($"Prompt exceeds token limit ({tokens.Length} > {tokenLimit})");
             return null;
         }
-        return model.Tokenize(prompt);
+        return model.Tokenizer.WithBos(tokens);
     }
 
     private static bool IsWellFormed(string text)

@@ -199,7 +199,12 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         return fields.WholeNumber("wait_seconds", 0, 0, MaxWaitSeconds);
     }
 
-    private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
+    private static JsonElement? Parse(string? json)
+    {
+        if (json is null) return null;
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
 
     private static string NewSlug() => $"graph-{DateTime.UtcNow:yyyyMMddHHmmss}-{Guid.NewGuid():N}"[..40];
 
