@@ -39,7 +39,7 @@ internal static class SteeringBenchmark
 
         foreach (int n in new[] { 32, 128 })
         {
-            var options = new GenerationOptions(NTokens: n, TopK: 5);
+            var options = new GenerationOptions { NTokens = n, TopK = 5 };
             foreach (bool cache in new[] { true, false })
             {
                 RunPolicy Plain() => RunPolicy.Plain;

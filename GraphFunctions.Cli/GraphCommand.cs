@@ -6,6 +6,7 @@ using Attribution;
 using Attribution.Hub;
 using Attribution.Loading;
 using Attribution.Pipeline;
+using Attribution.Requests;
 using Attribution.Tracing;
 using Microsoft.Extensions.Logging;
 
@@ -20,22 +21,16 @@ internal static class GraphCommand
         var output = new Option<FileInfo>("--out") { Description = "Where to write the graph JSON", Required = true };
         var gzip = new Option<bool>("--gzip") { Description = "Gzip the JSON as it is written" };
         var slug = new Option<string>("--slug") { Description = "Graph slug", DefaultValueFactory = _ => "graph" };
-        var maxFeatureNodes = new Option<int>("--max-feature-nodes") { DefaultValueFactory = _ => 10000 };
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 48 };
-        var maxLogits = new Option<int>("--max-n-logits") { DefaultValueFactory = _ => 10 };
-        var desiredProb = new Option<double>("--desired-logit-prob") { DefaultValueFactory = _ => 0.95 };
-        var nodeThreshold = new Option<double>("--node-threshold") { DefaultValueFactory = _ => 0.8 };
-        var edgeThreshold = new Option<double>("--edge-threshold") { DefaultValueFactory = _ => 0.98 };
-        var updateInterval = new Option<int>("--update-interval") { Description = "Batches between feature re-rankings", DefaultValueFactory = _ => 4 };
+        var graphSettings = new SchemaOptions(RequestSchema.GraphSettings);
         var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "float32" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
         var lazyEncoders = new Option<bool>("--lazy-encoders") { Description = "Stream encoder matrices from disk instead of holding them" };
 
         var command = new Command("graph", "Attribute a prompt and write its Neuronpedia graph JSON")
         {
-            model, transcoders, prompt, output, gzip, slug, maxFeatureNodes, batchSize, maxLogits, desiredProb,
-            nodeThreshold, edgeThreshold, updateInterval, dtype, device, lazyEncoders,
+            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders,
         };
+        foreach (var option in graphSettings.All) command.Options.Add(option);
         command.SetAction(async (parse, cancellation) =>
         {
             using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
@@ -56,18 +51,7 @@ internal static class GraphCommand
             using var loaded = await LoadedModel.LoadAsync(settings, hub, log, cancellation);
             Console.WriteLine(TorchInfo.Describe());
 
-            var request = new GraphRequest
-            {
-                Prompt = parse.GetValue(prompt)!,
-                Slug = parse.GetValue(slug)!,
-                MaxFeatureNodes = parse.GetValue(maxFeatureNodes),
-                BatchSize = parse.GetValue(batchSize),
-                MaxNLogits = parse.GetValue(maxLogits),
-                DesiredLogitProb = parse.GetValue(desiredProb),
-                NodeThreshold = parse.GetValue(nodeThreshold),
-                EdgeThreshold = parse.GetValue(edgeThreshold),
-                UpdateInterval = parse.GetValue(updateInterval),
-            };
+            var request = GraphRequest.FromSettings(parse.GetValue(prompt)!, parse.GetValue(slug)!, graphSettings.Integers(parse), graphSettings.Numbers(parse));
             var target = parse.GetValue(output)!;
             target.Directory?.Create();
             string partial = target.FullName + ".partial";

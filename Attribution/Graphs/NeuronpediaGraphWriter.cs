@@ -97,7 +97,7 @@ public static class NeuronpediaGraphWriter
         if (node < graph.TokenStart)
         {
             var (layer, pos) = Math.DivRem(node - graph.ErrorStart, graph.NPos);
-            return $"0_{layer}_{pos}";
+            return $"{layer}_-1_{pos}";   // feature -1: never a real index, so never a feature's id (circuit-tracer #78)
         }
         if (node < graph.LogitStart)
         {
@@ -222,7 +222,7 @@ public static class NeuronpediaGraphWriter
             layer = l.ToString(CultureInfo.InvariantCulture);
             ctxIdx = pos;
             featureType = "mlp reconstruction error";
-            jsNodeId = $"{l}_{pos}-0";
+            jsNodeId = $"{l}_-1-{pos}";
         }
         else if (node < graph.LogitStart)
         {

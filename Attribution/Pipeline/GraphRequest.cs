@@ -1,20 +1,38 @@
 namespace Attribution.Pipeline;
 
+using Attribution.Requests;
 using Attribution.Tracing;
 
-/// <summary>One graph to make: the prompt, the generation and pruning settings, who asked (SPEC 2).</summary>
+/// <summary>One graph to make: the prompt, the generation and pruning settings, who asked (defaults: <see cref="RequestSchema"/>).</summary>
 public sealed record GraphRequest
 {
     public required string Prompt { get; init; }
     public required string Slug { get; init; }
-    public int MaxNLogits { get; init; } = 10;
-    public double DesiredLogitProb { get; init; } = 0.95;
-    public int BatchSize { get; init; } = 48;
-    public int MaxFeatureNodes { get; init; } = 10000;
-    public double NodeThreshold { get; init; } = 0.8;
-    public double EdgeThreshold { get; init; } = 0.98;
-    public int UpdateInterval { get; init; } = 4;
+    public int MaxNLogits { get; init; } = RequestSchema.MaxNLogits.DefaultValue;
+    public double DesiredLogitProb { get; init; } = RequestSchema.DesiredLogitProb.DefaultValue;
+    public int BatchSize { get; init; } = RequestSchema.BatchSize.DefaultValue;
+    public int MaxFeatureNodes { get; init; } = RequestSchema.MaxFeatureNodes.DefaultValue;
+    public double NodeThreshold { get; init; } = RequestSchema.NodeThreshold.DefaultValue;
+    public double EdgeThreshold { get; init; } = RequestSchema.EdgeThreshold.DefaultValue;
+    public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
     public string? UserId { get; init; }
+
+    /// <summary>
+    /// A request whose <see cref="RequestSchema.GraphSettings"/> come from one source (a request
+    /// body, command-line options): the one mapping from those fields to this record.
+    /// </summary>
+    public static GraphRequest FromSettings(string prompt, string slug, Func<IntegerField, int> whole, Func<NumberField, double> real) => new()
+    {
+        Prompt = prompt,
+        Slug = slug,
+        BatchSize = whole(RequestSchema.BatchSize),
+        MaxNLogits = whole(RequestSchema.MaxNLogits),
+        DesiredLogitProb = real(RequestSchema.DesiredLogitProb),
+        NodeThreshold = real(RequestSchema.NodeThreshold),
+        EdgeThreshold = real(RequestSchema.EdgeThreshold),
+        MaxFeatureNodes = whole(RequestSchema.MaxFeatureNodes),
+        UpdateInterval = whole(RequestSchema.UpdateInterval),
+    };
 
     public AttributionSettings Attribution => new()
     {

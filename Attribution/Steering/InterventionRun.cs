@@ -13,8 +13,9 @@ public sealed record FeatureSetting(int Layer, int Index, double Target, int? At
 /// feature's current activation is read from the transcoder input of this very run, and
 /// (target − current) × its decoder vector is added at the transcoder's write point — for a
 /// cross-layer transcoder at every layer it writes. With <c>freeze</c>, prompt positions keep the
-/// clean run's attention patterns and norm scales. Works for whole sequences and for
-/// KV-cached steps (it is told each pass's positions).
+/// clean run's attention patterns — only those, as circuit-tracer freezes them: norm scales
+/// and everything else follow the steered run. Works for whole sequences and for KV-cached
+/// steps (it is told each pass's positions).
 /// </summary>
 public sealed class InterventionRun : RunPolicy
 {
@@ -47,11 +48,8 @@ public sealed class InterventionRun : RunPolicy
         Array.Clear(pending);
     }
 
-    public override Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) =>
-        frozen is null ? compute() : FreezePromptRows(compute(), frozen.Scale(layer, point), dimension: 1);
-
     public override Tensor AttentionPattern(int layer, Func<Tensor> compute) =>
-        frozen is null ? compute() : FreezePromptRows(compute(), frozen.Patterns[layer], dimension: 2);
+        frozen is null ? compute() : FreezePromptQueries(compute(), frozen.Patterns[layer]);
 
     public override void OnRead(int layer, Tensor read)
     {
@@ -98,18 +96,17 @@ public sealed class InterventionRun : RunPolicy
             .Select(q => q - offset).ToList();
     }
 
-    /// <summary>Replaces the rows of prompt positions (along <paramref name="dimension"/>) by the clean run's values.</summary>
-    private Tensor FreezePromptRows(Tensor computed, Tensor clean, int dimension)
+    /// <summary>Replaces the attention weights [batch, heads, queries, keys] of prompt queries by the clean run's.</summary>
+    private Tensor FreezePromptQueries(Tensor computed, Tensor clean)
     {
         int frozenCount = Math.Clamp(frozenPositions - offset, 0, length);
         if (frozenCount == 0) return computed;
-        using var cleanRows = clean.narrow(dimension, offset, frozenCount);
-        if (frozenCount == length && computed.shape.SequenceEqual(cleanRows.shape.Select((s, i) => i == 0 ? computed.shape[0] : s)))
+        using var cleanRows = clean.narrow(2, offset, frozenCount);
+        if (frozenCount == length && computed.shape.Skip(1).SequenceEqual(cleanRows.shape.Skip(1)))
             return cleanRows.expand(computed.shape).clone();
         var result = computed.clone();
-        var target = result.narrow(dimension, 0, frozenCount);
         // Keys beyond the clean run's length are masked for prompt queries, so those weights stay 0.
-        if (dimension == 2) target = target.narrow(3, 0, cleanRows.shape[3]);
+        var target = result.narrow(2, 0, frozenCount).narrow(3, 0, cleanRows.shape[3]);
         target.copy_(cleanRows.expand(target.shape));
         return result;
     }

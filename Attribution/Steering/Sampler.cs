@@ -3,9 +3,10 @@ namespace Attribution.Steering;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The next-token sampler of the seed (TransformerLens' sample_logits): greedy at temperature 0;
-/// otherwise logits / temperature minus freq_penalty × (occurrences of each token in the
-/// sequence so far), sampled from the softmax.
+/// The next-token sampler of the reference server (TransformerLens' sample_logits): greedy at
+/// temperature 0 (the penalty then plays no part); otherwise logits / temperature minus
+/// freq_penalty × (occurrences of each token in the sequence so far), sampled from the
+/// softmax. A negative penalty rewards repetition.
 /// </summary>
 public sealed class Sampler : IDisposable
 {
@@ -25,7 +26,7 @@ public sealed class Sampler : IDisposable
     {
         using var scope = NewDisposeScope();
         var adjusted = logits.to(ScalarType.Float32) / temperature;
-        if (frequencyPenalty > 0)
+        if (frequencyPenalty != 0)
         {
             using var ids = tensor(sequence.Select(t => (long)t).ToArray(), device: logits.device);
             adjusted = adjusted - frequencyPenalty * ids.bincount(null, logits.shape[0]).to(ScalarType.Float32);

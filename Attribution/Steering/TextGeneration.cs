@@ -6,13 +6,16 @@ using static TorchSharp.torch;
 /// <summary>One position of a generation: its token and, from the last prompt token on, the top next-token probabilities.</summary>
 public sealed record PositionLogits(int Token, IReadOnlyList<(int Token, float Probability)> TopNext);
 
-/// <summary>The prompt and continuation tokens, with the per-position top probabilities.</summary>
+/// <summary>The prompt and continuation tokens, with one entry per token (the BOS included), and the prompt's length.</summary>
 public sealed record GenerationTrace(IReadOnlyList<int> Tokens, IReadOnlyList<PositionLogits> Positions, int PromptLength);
 
 /// <summary>
 /// Autoregressive generation with a KV cache: one forward pass over the prompt, then one per new
-/// token. The run policy (plain, or with interventions) sees every pass. A full-recompute mode
-/// exists to check the cache gives the same tokens and logits.
+/// token. The run policy (plain, or with interventions) sees every pass. Every token gets an
+/// entry; from the last prompt token on it carries the top_k probabilities of the model's
+/// distribution at that position (softmax of the final logits, before temperature and penalty,
+/// as the reference server reports them) — the last entry too, EOS included, which costs one
+/// forward pass past the last sampled token. A full-recompute mode checks the cache.
 /// </summary>
 public static class TextGeneration
 {
@@ -24,24 +27,19 @@ public static class TextGeneration
         var policy = policyFactory();
         using var cache = useCache ? new KvCache(model.Config.NLayers) : null;
         var tokens = prompt.ToList();
-        var positions = new List<PositionLogits>();
-        for (int p = 1; p < prompt.Count - 1; p++) positions.Add(new PositionLogits(prompt[p], []));
+        var positions = prompt.Take(prompt.Count - 1).Select(t => new PositionLogits(t, [])).ToList();
 
         var logits = NextLogits(model, tokens, tokens.Count, policy, policyFactory, cache);
-        for (int step = 0; step < options.NTokens; step++)
+        for (int generated = 0; ; generated++)
         {
             positions.Add(new PositionLogits(tokens[^1], TopNext(logits, options.TopK)));
+            bool stopped = generated > 0 && stopTokens.Contains(tokens[^1]);
+            if (stopped || generated == options.NTokens) break;
             int next = sampler.Next(logits, tokens);
             logits.Dispose();
             tokens.Add(next);
-            if (stopTokens.Contains(next))
-            {
-                positions.Add(new PositionLogits(next, []));
-                return new GenerationTrace(tokens, positions, prompt.Count);
-            }
             logits = NextLogits(model, tokens, 1, policy, policyFactory, cache);
         }
-        positions.Add(new PositionLogits(tokens[^1], TopNext(logits, options.TopK)));
         logits.Dispose();
         return new GenerationTrace(tokens, positions, prompt.Count);
     }
@@ -58,6 +56,7 @@ public static class TextGeneration
 
     private static (int Token, float Probability)[] TopNext(Tensor logits, int k)
     {
+        if (k == 0) return [];
         using var probabilities = logits.softmax(-1);
         var (values, indices) = probabilities.topk(Math.Min(k, (int)probabilities.shape[0]));
         using (values)

@@ -1,15 +1,17 @@
 namespace Attribution.Tracing;
 
-/// <summary>Generation settings of one graph (SPEC 2 defaults are the Neuronpedia server's).</summary>
+using Attribution.Requests;
+
+/// <summary>Generation settings of one graph, defaulting as the request schema says.</summary>
 public sealed record AttributionSettings
 {
-    public int MaxNLogits { get; init; } = 10;
-    public double DesiredLogitProb { get; init; } = 0.95;
-    public int BatchSize { get; init; } = 48;
+    public int MaxNLogits { get; init; } = RequestSchema.MaxNLogits.DefaultValue;
+    public double DesiredLogitProb { get; init; } = RequestSchema.DesiredLogitProb.DefaultValue;
+    public int BatchSize { get; init; } = RequestSchema.BatchSize.DefaultValue;
 
     /// <summary>At most this many features get rows; null means all active features.</summary>
-    public int? MaxFeatureNodes { get; init; } = 10000;
+    public int? MaxFeatureNodes { get; init; } = RequestSchema.MaxFeatureNodes.DefaultValue;
 
     /// <summary>Batches between re-rankings of the unvisited features (circuit-tracer's default is 4).</summary>
-    public int UpdateInterval { get; init; } = 4;
+    public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
 }

@@ -46,8 +46,8 @@ public sealed class PreparedPrompt : IDisposable
     /// <summary>Token vectors as they enter the residual stream: [positions, d_model].</summary>
     public Tensor TokenVectors { get; }
 
-    /// <param name="zeroFirstPosition">Zero features and errors at position 0 (it holds a BOS / special token).</param>
-    public static PreparedPrompt Prepare(ReplacementModel replacement, int[] tokens, bool zeroFirstPosition = true)
+    /// <param name="silence">Zero features and errors at the <see cref="ReplacementModel.SilencedPositions"/> (the BOS).</param>
+    public static PreparedPrompt Prepare(ReplacementModel replacement, int[] tokens, bool silence = true)
     {
         var model = replacement.Model;
         var transcoders = replacement.Transcoders;
@@ -58,12 +58,13 @@ public sealed class PreparedPrompt : IDisposable
         using var ids = tensor(tokens.Select(t => (long)t).ToArray(), device: model.Device).unsqueeze(0);
         var (clean, logits) = CleanRecording.Record(model, transcoders.ReadAt, transcoders.WriteAt, ids);
 
-        // 1. Activations of every layer at every position, position 0 silenced.
+        // 1. Activations of every layer at every position, the BOS silenced.
+        int silenced = silence ? Math.Min(ReplacementModel.SilencedPositions, nPos) : 0;
         var activations = new Tensor[nLayers];
         for (int l = 0; l < nLayers; l++)
         {
             activations[l] = transcoders.Encode(l, clean.Reads[l][0]);
-            if (zeroFirstPosition) activations[l][0].zero_();
+            activations[l].narrow(0, 0, silenced).zero_();
         }
         var active = ActiveFeatures.FromDense(activations);
 
@@ -93,7 +94,7 @@ public sealed class PreparedPrompt : IDisposable
             if (transcoders.Skip(l, clean.Reads[l][0]) is { } skip) predicted = predicted + skip;
             errors[l] = clean.Writes[l][0] - predicted;
         }
-        if (zeroFirstPosition) errors.select(1, 0).zero_();
+        errors.narrow(1, 0, silenced).zero_();
 
         var tokenVectors = model.Embed(ids)[0];
         var prepared = new PreparedPrompt(tokens, clean, logits[0, -1].to(ScalarType.Float32), active,

@@ -22,6 +22,12 @@ public sealed class ReplacementModel : IDisposable
 
     public int NLayers => Model.Config.NLayers;
 
+    /// <summary>
+    /// Leading positions whose features and errors are silenced (zeroed), as circuit-tracer does:
+    /// position 0 holds the BOS, whose huge norm would otherwise dominate every graph.
+    /// </summary>
+    public const int SilencedPositions = 1;
+
     public void Dispose()
     {
         Model.Dispose();

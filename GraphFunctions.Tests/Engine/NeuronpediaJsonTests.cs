@@ -7,6 +7,7 @@ using Attribution.Models;
 using Attribution.Synthetic;
 using Attribution.Tracing;
 using GraphFunctions.Tests.Support;
+using static TorchSharp.torch;
 
 /// <summary>The Neuronpedia graph JSON: node ids and fields exactly as SPEC 5, schema-valid, streamable through gzip.</summary>
 public class NeuronpediaJsonTests
@@ -82,10 +83,15 @@ public class NeuronpediaJsonTests
     }
 
     [Fact]
-    public void Error_node_ids_follow_the_spec()
+    public void Error_node_ids_carry_feature_minus_one_and_never_collide_with_a_feature()
     {
-        using var graph = GraphMathTests.HandMadeGraph();
-        Assert.Equal("0_0_1", NeuronpediaGraphWriter.NodeId(graph, graph.ErrorStart + 1));   // layer 0, position 1
+        // Feature 1 of layer 0 at position 1, in a two-layer graph: circuit-tracer's old error id
+        // "0_{layer}_{pos}" gave the layer-1 error at position 1 this feature's id, "0_1_1" (its issue #78).
+        var active = new ActiveFeatures([0], [1], [1], [1f]);
+        using var graph = new AttributionGraph([2, 7], nLayers: 2, active, [0], [42], [1f], zeros(8, 8));
+        var ids = Enumerable.Range(0, graph.NodeCount).Select(n => NeuronpediaGraphWriter.NodeId(graph, n)).ToList();
+        Assert.Equal(["0_1_1", "0_-1_0", "0_-1_1", "1_-1_0", "1_-1_1", "E_2_0", "E_7_1", "3_42_1"], ids);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
     }
 
     [Theory]

@@ -1,6 +1,7 @@
 namespace GraphFunctions.Tests.Engine;
 
 using Attribution.Models;
+using Attribution.Requests;
 using Attribution.Steering;
 using Attribution.Synthetic;
 using Attribution.Tracing;
@@ -19,6 +20,8 @@ public class SteeringTests
         public override Tensor Write(int layer, Tensor read, Func<Tensor> mlp) =>
             additions.TryGetValue(layer, out var add) ? mlp() + add : mlp();
     }
+
+    private static readonly SteeringVocabulary NoStops = new(BosId: -1, StopIds: []);
 
     private static TinyReplacement Tiny(TranscoderKind kind, ModelArchitecture architecture = ModelArchitecture.Gemma2) =>
         new(new TinyModelSpec { Architecture = architecture, Seed = 21 }, new TinyTranscoderSpec { Kind = kind, Seed = 6 }, ScalarType.Float64);
@@ -98,6 +101,91 @@ public class SteeringTests
         Assert.False(steered.allclose(firstOnly, rtol: 1e-6, atol: 1e-6), "a CLT feature writes beyond its own layer");
     }
 
+    /// <summary>A hand-made edit with the clean run's attention patterns: what circuit-tracer freezes, and nothing else.</summary>
+    private sealed class FrozenPatternsEdit(TranscoderSet transcoders, Dictionary<int, Tensor> additions, CleanRecording clean) : RunPolicy
+    {
+        public override ReadHook ReadAt => transcoders.ReadAt;
+        public override WriteHook WriteAt => transcoders.WriteAt;
+        public override Tensor Write(int layer, Tensor read, Func<Tensor> mlp) =>
+            additions.TryGetValue(layer, out var add) ? mlp() + add : mlp();
+        public override Tensor AttentionPattern(int layer, Func<Tensor> compute)
+        {
+            using var computed = compute();
+            return clean.Patterns[layer].expand(computed.shape).clone();
+        }
+    }
+
+    [Theory]
+    [InlineData(ModelArchitecture.Gemma2)]
+    [InlineData(ModelArchitecture.Llama)]
+    public void Freezing_attention_freezes_the_patterns_only_and_norm_scales_follow_the_steered_run(ModelArchitecture architecture)
+    {
+        // Upstream (circuit-tracer's feature_intervention_generate) freezes attention patterns;
+        // norm scales are recomputed, so a delta at a prompt position moves its later norms.
+        using var tiny = Tiny(TranscoderKind.PerLayer, architecture);
+        var tokens = tiny.Prompt(8);
+        var (layer, index, position, activation, decoders) = SomeActiveFeature(tiny.Replacement, tokens);
+        var transcoders = tiny.Replacement.Transcoders;
+        using var ids = tensor(tokens.Select(t => (long)t).ToArray()).unsqueeze(0);
+        var (clean, cleanLogits) = CleanRecording.Record(tiny.Replacement.Model, transcoders.ReadAt, transcoders.WriteAt, ids);
+        using (clean)
+        using (cleanLogits)
+        {
+            using var steered = Logits(tiny.Replacement, tokens, new InterventionRun(transcoders, [new FeatureSetting(layer, index, activation + 40, position, int.MaxValue)], clean, tokens.Length));
+            using var byHand = Logits(tiny.Replacement, tokens, new FrozenPatternsEdit(transcoders, AddAt(layer, position, tokens.Length, decoders, 40), clean));
+            Assert.True(steered.allclose(byHand, rtol: 1e-6, atol: 1e-7), $"max |Δ| {(steered - byHand).abs().max().item<double>()}");
+            Assert.False(steered.allclose(cleanLogits, rtol: 1e-4, atol: 1e-4), "the delta must change the logits");
+        }
+    }
+
+    [Fact]
+    public void A_feature_steered_at_the_bos_position_is_dropped_as_the_reference_server_does()
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer);
+        var tokens = tiny.Prompt(7);
+        var (layer, index, _, _, _) = SomeActiveFeatureAnywhere(tiny.Replacement, tokens);
+        var options = new GenerationOptions { NTokens = 4, TopK = 3 };
+        var atBos = Steerer.Steer(tiny.Replacement, tokens, [new FeatureSteer(layer, index, 3, SteerPosition: 0, Delta: 500)], options,
+            new SteeringVocabulary(BosId: tokens[0], StopIds: []));
+        Assert.Same(atBos.Default, atBos.Steered);
+
+        // The same feature one position later does steer: the drop is the BOS rule, not a weak feature.
+        var later = Steerer.Steer(tiny.Replacement, tokens, [new FeatureSteer(layer, index, 3, SteerPosition: 1, Delta: 500)], options,
+            new SteeringVocabulary(BosId: tokens[0], StopIds: []));
+        Assert.NotEqual(later.Default.Positions[^1].TopNext, later.Steered.Positions[^1].TopNext);
+    }
+
+    [Fact]
+    public void Token_active_position_zero_reads_a_clean_activation_of_zero_so_the_target_is_the_delta()
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer);
+        var tokens = tiny.Prompt(7);
+        var transcoders = tiny.Replacement.Transcoders;
+        using var ids = tensor(tokens.Select(t => (long)t).ToArray()).unsqueeze(0);
+        var (clean, cleanLogits) = CleanRecording.Record(tiny.Replacement.Model, transcoders.ReadAt, transcoders.WriteAt, ids);
+        int layer = 1;
+        int index;
+        double bosActivation;
+        using (clean)
+        using (cleanLogits)
+        using (var bos = transcoders.Encode(layer, clean.Reads[layer][0][0].unsqueeze(0))[0])
+        {
+            index = (int)bos.argmax().item<long>();
+            bosActivation = bos[index].to(ScalarType.Float64).item<double>();
+        }
+        Assert.True(bosActivation > 0, "the BOS must activate some feature for this test to tell the two rules apart");
+
+        const double delta = 2.5;
+        var options = new GenerationOptions { NTokens = 3, TopK = 4 };
+        var result = Steerer.Steer(tiny.Replacement, tokens, [new FeatureSteer(layer, index, TokenActivePosition: 0, SteerPosition: 3, Delta: delta)], options, NoStops);
+        var expected = TextGeneration.Generate(tiny.Replacement.Model, tokens, options,
+            () => new InterventionRun(transcoders, [new FeatureSetting(layer, index, delta, 3, int.MaxValue)], null, tokens.Length), []);
+        var misread = TextGeneration.Generate(tiny.Replacement.Model, tokens, options,
+            () => new InterventionRun(transcoders, [new FeatureSetting(layer, index, bosActivation + delta, 3, int.MaxValue)], null, tokens.Length), []);
+        Assert.Equal(expected.Positions.Select(p => p.TopNext), result.Steered.Positions.Select(p => p.TopNext));
+        Assert.NotEqual(misread.Positions.Select(p => p.TopNext), result.Steered.Positions.Select(p => p.TopNext));
+    }
+
     public static TheoryData<bool, bool, double> CacheCases => new()
     {
         { false, false, 0.0 },     // plain, greedy
@@ -116,14 +204,14 @@ public class SteeringTests
         FeatureSteer[] features = steer
             ? [new FeatureSteer(layer, index, 3, SteerPosition: 3, Delta: 5), new FeatureSteer(layer, index, 3, SteerGeneratedTokens: true, Delta: 4)]
             : [new FeatureSteer(layer, index, 3, SteerPosition: 3, Ablate: true)];
-        var options = new GenerationOptions(NTokens: 6, TopK: 4, Temperature: temperature, Seed: 1234, FreezeAttention: freeze);
+        var options = new GenerationOptions { NTokens = 6, TopK = 4, Temperature = temperature, Seed = 1234, FreezeAttention = freeze };
 
-        var cached = Steerer.Steer(tiny.Replacement, tokens, features, options, stopTokens: [], useCache: true);
-        var recomputed = Steerer.Steer(tiny.Replacement, tokens, features, options, stopTokens: [], useCache: false);
+        var cached = Steerer.Steer(tiny.Replacement, tokens, features, options, NoStops, useCache: true);
+        var recomputed = Steerer.Steer(tiny.Replacement, tokens, features, options, NoStops, useCache: false);
         foreach (var (a, b) in new[] { (cached.Default, recomputed.Default), (cached.Steered, recomputed.Steered) })
         {
             Assert.Equal(b.Tokens, a.Tokens);
-            Assert.Equal(tokens.Length - 1 + options.NTokens, a.Positions.Count);
+            Assert.Equal(tokens.Length + options.NTokens, a.Positions.Count);
             for (int p = 0; p < a.Positions.Count; p++)
             {
                 Assert.Equal(b.Positions[p].TopNext.Select(t => t.Token), a.Positions[p].TopNext.Select(t => t.Token));
@@ -148,10 +236,10 @@ public class SteeringTests
         var tokens = tiny.Prompt(7);
         var (layer, index, _, _, _) = SomeActiveFeatureAnywhere(tiny.Replacement, tokens);
         var result = Steerer.Steer(tiny.Replacement, tokens, [new FeatureSteer(layer, index, 3, SteerGeneratedTokens: true, Delta: 200)],
-            new GenerationOptions(NTokens: 5, TopK: 3), stopTokens: []);
-        Assert.All(result.Steered.Positions.Take(tokens.Length - 2), p => Assert.Empty(p.TopNext));
-        Assert.All(result.Steered.Positions.Skip(tokens.Length - 2), p => Assert.Equal(3, p.TopNext.Count));
-        Assert.Equal(tokens[1..], result.Default.Positions.Take(tokens.Length - 1).Select(p => p.Token));
+            new GenerationOptions { NTokens = 5, TopK = 3 }, NoStops);
+        Assert.All(result.Steered.Positions.Take(tokens.Length - 1), p => Assert.Empty(p.TopNext));
+        Assert.All(result.Steered.Positions.Skip(tokens.Length - 1), p => Assert.Equal(3, p.TopNext.Count));
+        Assert.Equal(tokens, result.Default.Positions.Take(tokens.Length).Select(p => p.Token));
         Assert.NotEqual(result.Default.Tokens, result.Steered.Tokens);
     }
 
@@ -160,11 +248,12 @@ public class SteeringTests
     {
         using var tiny = Tiny(TranscoderKind.PerLayer);
         var tokens = tiny.Prompt(6);
-        var free = TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions(NTokens: 4), () => RunPolicy.Plain, []);
+        var free = TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions { NTokens = 4 }, () => RunPolicy.Plain, []);
         int firstGenerated = free.Tokens[tokens.Length];
-        var stopped = TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions(NTokens: 4), () => RunPolicy.Plain, [firstGenerated]);
+        var stopped = TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions { NTokens = 4 }, () => RunPolicy.Plain, [firstGenerated]);
         Assert.Equal(tokens.Length + 1, stopped.Tokens.Count);
-        Assert.Empty(stopped.Positions[^1].TopNext);
+        Assert.Equal(firstGenerated, stopped.Positions[^1].Token);
+        Assert.Equal(RequestSchema.TopK.DefaultValue, stopped.Positions[^1].TopNext.Count);   // the reference reports the EOS entry's top-k too
     }
 
     [Fact]

@@ -1,8 +1,11 @@
 namespace GraphFunctions.Tests.Service;
 
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Attribution.Requests;
+using GraphFunctions.Service;
 using GraphFunctions.Tests.Support;
 
 /// <summary>
@@ -46,27 +49,18 @@ public sealed class BadInputTests : IAsyncLifetime
         { "/generate-graph", $$"""{"prompt": 12, "model_id": "{{M}}"}""", "ok", 400, "prompt must be a string" },
         { "/generate-graph", Graph(""", "batch_size": "48" """), "ok", 400, "batch_size must be an integer" },
         { "/generate-graph", Graph(""", "max_n_logits": 2.5"""), "ok", 400, "max_n_logits must be an integer" },
-        { "/generate-graph", Graph(""", "node_threshold": "high" """), "ok", 400, "node_threshold must be a number" },
+        { "/generate-graph", Graph(""", "node_threshold": "high" """), "ok", 400, "node_threshold must be a finite number" },
         { "/generate-graph", Graph(""", "compress": "yes" """), "ok", 400, "compress must be true or false" },
         { "/generate-graph", Graph(""", "slug_identifier": 42"""), "ok", 400, "slug_identifier must be a string" },
         { "/steer", $$"""{"model_id": "{{M}}", "prompt": "Hi"}""", "ok", 400, "features is required" },
         { "/steer", Steer("", "\"not an object\""), "ok", 400, "features[0] must be an object" },
         { "/steer", $$$"""{"model_id": "{{{M}}}", "prompt": "Hi", "features": {"layer": 0}}""", "ok", 400, "features must be an array" },
         { "/steer", Steer("", """{"index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true}"""), "ok", 400, "features[0].layer is required" },
-        // Out-of-range values
-        { "/generate-graph", Graph(""", "batch_size": 0"""), "ok", 400, "batch_size must be between 1" },
+        // Out-of-range values beyond the table's (OutOfRange below covers each bounded field)
         { "/generate-graph", Graph(""", "batch_size": -5"""), "ok", 400, "batch_size must be between 1" },
-        { "/generate-graph", Graph(""", "node_threshold": 1.5"""), "ok", 400, "node_threshold must be between 0 and 1" },
-        { "/generate-graph", Graph(""", "edge_threshold": -0.1"""), "ok", 400, "edge_threshold must be between 0 and 1" },
-        { "/generate-graph", Graph(""", "desired_logit_prob": 2"""), "ok", 400, "desired_logit_prob must be between 0 and 1" },
-        { "/generate-graph", Graph(""", "max_feature_nodes": 0"""), "ok", 400, "max_feature_nodes must be between 1" },
-        { "/generate-graph", Graph(""", "max_n_logits": 100000"""), "ok", 400, "max_n_logits must be between 1 and 1000" },
-        { "/generate-graph", Graph(""", "wait_seconds": 99999"""), "ok", 400, "wait_seconds must be between 0" },
-        { "/steer", Steer(""", "n_tokens": 0"""), "ok", 400, "n_tokens must be between 1" },
-        { "/steer", Steer(""", "top_k": 0"""), "ok", 400, "top_k must be between 1" },
-        { "/steer", Steer(""", "temperature": -1"""), "ok", 400, "temperature must be between 0" },
-        { "/steer", Steer(""", "freq_penalty": -0.5"""), "ok", 400, "freq_penalty must be between 0" },
-        { "/forward-pass", """{"prompt": "x", "max_n_logits": 0}""", "ok", 400, "max_n_logits must be between 1" },
+        { "/generate-graph", Graph(""", "edge_threshold": 1e400"""), "ok", 400, "edge_threshold must be a finite number" },
+        { "/steer", Steer(""", "freq_penalty": 1e999"""), "ok", 400, "freq_penalty must be a finite number" },
+        { "/steer", Steer("", string.Join(", ", Enumerable.Repeat(Feature, RequestSchema.Features.MaxItems + 1))), "ok", 400, $"features lists {RequestSchema.Features.MaxItems + 1} items, at most {RequestSchema.Features.MaxItems}" },
         // Model, prompt and token limit
         { "/generate-graph", """{"prompt": "1 2 ", "model_id": "google/gemma-2-2b"}""", "ok", 400, "model_id 'google/gemma-2-2b' is not served here: this server runs 'graphfunctions/tiny-gemma-2'" },
         { "/steer", Steer("").Replace(M, "Qwen/Qwen3-4B", StringComparison.Ordinal), "ok", 400, "this server runs" },
@@ -75,15 +69,18 @@ public sealed class BadInputTests : IAsyncLifetime
         { "/generate-graph", $$"""{"prompt": "one two three four five six seven eight nine ten eleven twelve", "model_id": "{{M}}"}""", "ok", 400, "Prompt exceeds token limit (" },
         { "/generate-graph", $$"""{"prompt": "\ud800 lone surrogate", "model_id": "{{M}}"}""", "ok", 400, "unpaired UTF-16 surrogate" },
         { "/generate-graph", $$"""{"messages": [{"role": "user", "content": "hi"}], "model_id": "{{M}}"}""", "ok", 400, "messages (chat input) is not supported" },
-        { "/forward-pass", """{"prompt": "🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂"}""", "ok", 400, "Prompt exceeds token limit" },
+        // Synchronous routes have their own, larger limit (TOKEN_LIMIT bounds graphs only).
+        { "/forward-pass", $$"""{"prompt": "{{string.Concat(Enumerable.Repeat("🙂", ApiRequests.SynchronousTokenLimit + 1))}}"}""", "ok", 400, "Prompt exceeds token limit" },
         // Slugs and delivery targets
         { "/generate-graph", Graph(""", "slug_identifier": "../../etc/passwd" """), "ok", 400, "slug_identifier may only use" },
         { "/generate-graph", Graph(""", "slug_identifier": "has space" """), "ok", 400, "slug_identifier may only use" },
+        { "/generate-graph", Graph(""", "slug_identifier": "abc\n" """), "ok", 400, "slug_identifier may only use" },
+        { "/generate-graph", Graph(""", "slug_identifier": ".hidden" """), "ok", 400, "slug_identifier may only use" },
         { "/generate-graph", Graph(""", "signed_url": "https://evil.example.com/bucket/x?sig=1" """), "ok", 400, "signed_url host 'evil.example.com' is not allowed" },
         { "/generate-graph", Graph(""", "signed_url": "not a url" """), "ok", 400, "signed_url is not a valid absolute URL" },
         { "/generate-graph", Graph(""", "signed_url": "ftp://127.0.0.1/x" """), "ok", 400, "signed_url must use https" },
         { "/generate-graph", Graph(""", "signed_url": "http://127.0.0.1:4568/graphs/x", "blob": true"""), "ok", 400, "blob and signed_url cannot both be set" },
-        // Steering rules (SPEC 2)
+        // Steering rules (docs/api.md, /steer)
         { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true, "delta": 3}"""), "ok", 400, "ablate and delta cannot both be set" },
         { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1}"""), "ok", 400, "set either ablate or delta" },
         { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "steer_generated_tokens": true, "delta": 1}"""), "ok", 400, "steer_position and steer_generated_tokens cannot both be set" },
@@ -93,7 +90,6 @@ public sealed class BadInputTests : IAsyncLifetime
         { "/steer", Steer("", """{"layer": 9, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true}"""), "ok", 400, "layer 9 is outside [0, 4)" },
         { "/steer", Steer("", """{"layer": 0, "index": 99999, "token_active_position": 1, "steer_position": 1, "ablate": true}"""), "ok", 400, "index 99999 is outside [0, 512)" },
         { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 77, "steer_position": 1, "ablate": true}"""), "ok", 400, "token_active_position 77 is outside" },
-        { "/steer", Steer("", ""), "ok", 400, "features must list at least one feature" },
         // Unknown jobs
         { "GET /jobs/no-such-job", "", "ok", 404, "no graph job 'no-such-job'" },
         { "GET /jobs/no-such-job/result", "", "ok", 404, "no graph job 'no-such-job'" },
@@ -101,8 +97,57 @@ public sealed class BadInputTests : IAsyncLifetime
         { "DELETE /jobs/no-such-job", "", "ok", 404, "no graph job" },
     };
 
+    /// <summary>
+    /// For every bounded number of every route in the request schema, one value just below its
+    /// minimum and one just above its maximum: the validator enforces exactly the table's ranges.
+    /// </summary>
+    public static TheoryData<string, string, string, int, string> OutOfRange
+    {
+        get
+        {
+            var rows = new TheoryData<string, string, string, int, string>();
+            var routes = new (string Route, IReadOnlyList<RequestField> Fields, Func<string, string> Body)[]
+            {
+                ("/generate-graph", RequestSchema.GenerateGraph, extra => Graph(extra)),
+                ("/steer", RequestSchema.Steer, extra => Steer(extra)),
+                ("/forward-pass", RequestSchema.ForwardPass, extra => $$"""{"prompt": "1 2 "{{extra}}}"""),
+                ("/steer", RequestSchema.Features.Items, extra => Steer("", Feature.Replace("}", extra + "}", StringComparison.Ordinal))),
+            };
+            foreach (var (route, fields, body) in routes)
+            {
+                foreach (var bounded in fields)
+                {
+                    foreach (string value in OutsideValues(bounded))
+                    {
+                        // A feature's own field replaces the sample feature's value (JSON keeps the last duplicate key).
+                        rows.Add(route, body($", \"{bounded.Name}\": {value}"), "ok", 400, $"{bounded.Name} must be between");
+                    }
+                }
+            }
+            return rows;
+        }
+    }
+
+    private static IEnumerable<string> OutsideValues(RequestField field) => field switch
+    {
+        // Sides at the int range are the JSON reader's limits, not the table's: no row for them.
+        IntegerField i => new[] { (i.Minimum - 1, i.Minimum > int.MinValue), (i.Maximum + 1, i.Maximum < int.MaxValue) }
+            .Where(v => v.Item2).Select(v => v.Item1.ToString(CultureInfo.InvariantCulture)),
+        NumberField n => new[] { n.Minimum - 0.001, n.Maximum + 0.001 }.Where(double.IsFinite).Select(v => v.ToString("R", CultureInfo.InvariantCulture)),
+        _ => [],
+    };
+
+    [Fact]
+    public void Every_bounded_field_has_out_of_range_rows()
+    {
+        Assert.True(OutOfRange.Count >= 25, $"{OutOfRange.Count} rows");
+        foreach (var name in new[] { "top_k", "n_tokens", "temperature", "batch_size", "max_feature_nodes", "wait_seconds", "token_active_position", "node_threshold" })
+            Assert.Contains(OutOfRange, row => ((string)row[1]).Contains($"\"{name}\"", StringComparison.Ordinal));
+    }
+
     [Theory]
     [MemberData(nameof(Corpus))]
+    [MemberData(nameof(OutOfRange))]
     public async Task Bad_input_is_a_4xx_naming_the_problem(string route, string body, string secret, int status, string fragment)
     {
         var (method, path) = route.Contains(' ', StringComparison.Ordinal) ? (new HttpMethod(route.Split(' ')[0]), route.Split(' ')[1]) : (HttpMethod.Post, route);

@@ -30,11 +30,15 @@ public sealed class EndToEndTests : IAsyncLifetime
     private static async Task<JsonDocument> JsonOf(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync());
 
     [Fact]
-    public async Task Generate_graph_answers_202_then_status_then_the_graph()
+    public async Task Asked_to_respond_async_generate_graph_answers_202_then_status_then_the_graph()
     {
-        using var started = await service.Http.PostAsync("/generate-graph", LocalService.Json(GraphBody("e2e-count-1-2")));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate-graph") { Content = LocalService.Json(GraphBody("e2e-count-1-2")) };
+        request.Headers.Add("Prefer", "respond-async");
+        using var started = await service.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         using var payload = await JsonOf(started);
+        Assert.Equal(payload.RootElement.GetProperty("statusQueryGetUri").GetString(), started.Headers.Location?.ToString());
+        Assert.Equal(TimeSpan.FromSeconds(GraphApi.RetryAfterSeconds), started.Headers.RetryAfter?.Delta);
         Assert.Equal("e2e-count-1-2", payload.RootElement.GetProperty("id").GetString());
         foreach (var uri in new[] { "statusQueryGetUri", "sendEventPostUri", "terminatePostUri", "purgeHistoryDeleteUri" })
             Assert.StartsWith(service.Address.ToString().TrimEnd('/'), payload.RootElement.GetProperty(uri).GetString(), StringComparison.Ordinal);
@@ -77,9 +81,9 @@ public sealed class EndToEndTests : IAsyncLifetime
         var held = await gpu.EnterAsync();   // the job cannot progress while the accelerator is held
         try
         {
-            using var first = await service.Http.PostAsync("/generate-graph", LocalService.Json(GraphBody("e2e-same")));
+            using var first = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(GraphBody("e2e-same")));
             // A second request for the same slug, with other settings, while the first still runs.
-            using var second = await service.Http.PostAsync("/generate-graph", LocalService.Json(GraphBody("e2e-same").Replace("5000", "7", StringComparison.Ordinal)));
+            using var second = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(GraphBody("e2e-same").Replace("5000", "7", StringComparison.Ordinal)));
             Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
             Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
             var running = await service.Durable.GetInstanceAsync("e2e-same", getInputsAndOutputs: true);
@@ -141,10 +145,11 @@ public sealed class EndToEndTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Steer_answers_with_the_structure_of_the_seed_example()
+    public async Task Steer_answers_in_the_reference_servers_shape()
     {
+        const string prompt = "Fait: Michael Jordan joue au";
         const string body = $$"""
-            {"model_id": "{{ModelId}}", "prompt": "Fait: Michael Jordan joue au",
+            {"model_id": "{{ModelId}}", "prompt": "{{prompt}}",
              "features": [
                {"layer": 2, "index": 145, "token_active_position": 6, "steer_position": 6, "ablate": true},
                {"layer": 2, "index": 341, "token_active_position": 7, "steer_position": 7, "delta": 350},
@@ -156,23 +161,24 @@ public sealed class EndToEndTests : IAsyncLifetime
         using var json = await JsonOf(response);
         var root = json.RootElement;
         Assert.Equal(["DEFAULT_GENERATION", "STEERED_GENERATION", "DEFAULT_LOGITS_BY_TOKEN", "STEERED_LOGITS_BY_TOKEN"], root.EnumerateObject().Select(p => p.Name));
-        Assert.StartsWith("Fait: Michael Jordan joue au", root.GetProperty("DEFAULT_GENERATION").GetString(), StringComparison.Ordinal);
-        Assert.StartsWith("Fait: Michael Jordan joue au", root.GetProperty("STEERED_GENERATION").GetString(), StringComparison.Ordinal);
 
+        // Generations are the text of every token, the BOS included; one entry per token, the BOS first.
         var model = await service.Services.GetRequiredService<ModelHost>().GetAsync();
-        int promptTokens = model.Tokenize("Fait: Michael Jordan joue au").Length;
-        foreach (var name in new[] { "DEFAULT_LOGITS_BY_TOKEN", "STEERED_LOGITS_BY_TOKEN" })
+        int promptTokens = model.Tokenize(prompt).Length;
+        string bos = model.Tokenizer.DecodeToken(model.Tokenizer.BosId);
+        foreach (var (generation, logits) in new[] { ("DEFAULT_GENERATION", "DEFAULT_LOGITS_BY_TOKEN"), ("STEERED_GENERATION", "STEERED_LOGITS_BY_TOKEN") })
         {
-            var entries = root.GetProperty(name).EnumerateArray().ToList();
-            Assert.Equal(promptTokens - 1 + 10, entries.Count);
+            string text = root.GetProperty(generation).GetString()!;
+            Assert.StartsWith(bos + prompt, text, StringComparison.Ordinal);
+            var entries = root.GetProperty(logits).EnumerateArray().ToList();
+            Assert.Equal(promptTokens + 10, entries.Count);
+            Assert.Equal(bos, entries[0].GetProperty("token").GetString());
+            Assert.Equal(text, string.Concat(entries.Select(e => e.GetProperty("token").GetString())));
             for (int i = 0; i < entries.Count; i++)
             {
-                Assert.Equal(2, entries[i].GetArrayLength());
-                Assert.Equal(JsonValueKind.String, entries[i][0].ValueKind);
-                var top = entries[i][1].EnumerateArray().ToList();
-                if (i < promptTokens - 2) Assert.Empty(top);
-                else Assert.Equal(3, top.Count);
-                Assert.All(top, pair => Assert.True(pair[0].ValueKind == JsonValueKind.String && pair[1].GetDouble() is > 0 and <= 1));
+                var top = entries[i].GetProperty("top_logits").EnumerateArray().ToList();
+                Assert.Equal(i < promptTokens - 1 ? 0 : 3, top.Count);
+                Assert.All(top, t => Assert.True(t.GetProperty("token").GetString()!.Length > 0 && t.GetProperty("prob").GetDouble() is > 0 and <= 1));
             }
         }
     }
@@ -214,7 +220,9 @@ public sealed class EndToEndTests : IAsyncLifetime
         {
             using var refused = await service.Http.PostAsync("/steer", LocalService.Json(body));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
-            Assert.Equal("""{"error":"Server busy"}""", await refused.Content.ReadAsStringAsync());
+            using var error = await JsonOf(refused);
+            // The webapp shows "GPUs busy" for an error message containing "503".
+            Assert.Contains("503", error.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
         }
         using var served = await service.Http.PostAsync("/steer", LocalService.Json(body));
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);

@@ -2,6 +2,7 @@ namespace GraphFunctions.Configuration;
 
 using System.Globalization;
 using Attribution.Loading;
+using Attribution.Requests;
 using Microsoft.Extensions.Configuration;
 
 /// <summary>The service's settings, read once from configuration (local.settings, app settings, Key Vault references).</summary>
@@ -16,7 +17,10 @@ public sealed record ServiceOptions
     public TimeSpan SteerWait { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Batches between feature re-rankings; the Neuronpedia server ranks once (1000).</summary>
-    public int UpdateInterval { get; init; } = 1000;
+    public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
+
+    /// <summary>How long /generate-graph waits for its job before answering 202 (under Container Apps' 240 s ingress limit).</summary>
+    public int GraphWaitSeconds { get; init; } = RequestSchema.WaitSeconds.DefaultValue;
 
     /// <summary>Backward-pass batches computed by one feature-rows activity (amortises the Durable per-activity latency).</summary>
     public int BatchesPerActivity { get; init; } = 8;
@@ -25,9 +29,9 @@ public sealed record ServiceOptions
     {
         ArgumentNullException.ThrowIfNull(settings);
         string? Get(string name) => settings[name] is { Length: > 0 } value ? value : null;
-        int Int(string name, int fallback) => Get(name) is { } text
-            ? int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v
-                : throw new InvalidOperationException($"setting {name} must be a positive integer, got '{text}'")
+        int Int(string name, int fallback, int minimum = 1, int maximum = int.MaxValue) => Get(name) is { } text
+            ? int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= minimum && v <= maximum ? v
+                : throw new InvalidOperationException($"setting {name} must be an integer between {minimum} and {maximum}, got '{text}'")
             : fallback;
 
         return new ServiceOptions
@@ -38,7 +42,8 @@ public sealed record ServiceOptions
             HfHome = Get(SettingNames.HfHome),
             TokenLimit = Int(SettingNames.TokenLimit, 64),
             SteerWait = TimeSpan.FromSeconds(Int(SettingNames.SteerWaitSeconds, 30)),
-            UpdateInterval = Int(SettingNames.UpdateInterval, 1000),
+            UpdateInterval = Int(SettingNames.UpdateInterval, RequestSchema.UpdateInterval.DefaultValue),
+            GraphWaitSeconds = Int(SettingNames.GraphWaitSeconds, RequestSchema.WaitSeconds.DefaultValue, 0, (int)RequestSchema.WaitSeconds.Maximum),
             BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
             Model = new ModelSettings
             {

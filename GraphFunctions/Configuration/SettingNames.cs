@@ -43,12 +43,13 @@ public static class SettingNames
     public const string GraphBlobContainer = "GRAPH_BLOB_CONTAINER";
     public const string SignedUrlAllowedHosts = "SIGNED_URL_ALLOWED_HOSTS";
     public const string SteerWaitSeconds = "STEER_WAIT_SECONDS";
+    public const string GraphWaitSeconds = "GRAPH_WAIT_SECONDS";
 
     public static IReadOnlyList<string> All { get; } =
     [
         FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
         Secret, HfToken,
         ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
-        WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds,
+        WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds, GraphWaitSeconds,
     ];
 }

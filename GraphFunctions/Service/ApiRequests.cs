@@ -2,13 +2,26 @@ namespace GraphFunctions.Service;
 
 using System.Text;
 using Attribution.Loading;
+using Attribution.Requests;
 using Microsoft.AspNetCore.Http;
 
 /// <summary>The checks every model route shares: body size and JSON, model_id, the prompt and its token count.</summary>
 public static class ApiRequests
 {
     public const int MaxBodyBytes = 1 << 20;
-    public const int MaxPromptCharacters = 20_000;
+
+    /// <summary>
+    /// Prompt tokens the synchronous routes (steer, forward-pass) accept. Graphs obey TOKEN_LIMIT;
+    /// the webapp counts a graph prompt's tokens with /forward-pass, so that route must answer
+    /// longer prompts too, and the steer modal sends a graph's rendered prompt back.
+    /// </summary>
+    public const int SynchronousTokenLimit = 4096;
+
+    /// <summary>
+    /// The busy answer. The webapp shows its "GPUs busy" message only when an error's text
+    /// contains "503", so the text says it.
+    /// </summary>
+    public const string ServerBusy = "Server busy (503): the accelerator is in use, please try again later.";
 
     /// <summary>A model route's request after the common checks: its fields, the served model and the prompt.</summary>
     public sealed record ModelRequest(RequestFields Fields, LoadedModel Model, string? Prompt);
@@ -18,7 +31,7 @@ public static class ApiRequests
     /// model, the prompt. Field problems are collected in the fields; a refusal is returned at once.
     /// </summary>
     public static async Task<(ModelRequest? Request, IResult? Refusal)> BeginAsync(HttpRequest request, SecretCheck secret, ModelHost models,
-        bool modelIdRequired, CancellationToken cancellation)
+        TextField modelIdField, CancellationToken cancellation)
     {
         if (secret.Refusal(request) is { } refused) return (null, refused);
         var (fields, bodyRefusal) = await ReadBodyAsync(request, cancellation);
@@ -32,7 +45,7 @@ public static class ApiRequests
         {
             return (null, ApiResults.Error(StatusCodes.Status503ServiceUnavailable, $"the model {models.ModelId} could not be loaded: {e.Message}"));
         }
-        CheckModelId(fields, model.ModelId, modelIdRequired);
+        CheckModelId(fields, model, modelIdField);
         return (new ModelRequest(fields, model, Prompt(fields)), null);
     }
 
@@ -63,13 +76,18 @@ public static class ApiRequests
         return fields is null ? (null, ApiResults.BadRequest(error!)) : (fields, null);
     }
 
-    /// <summary>model_id must name the model this server runs.</summary>
-    public static void CheckModelId(RequestFields fields, string servedModelId, bool required)
+    /// <summary>
+    /// model_id must name the model this server runs: its Hugging Face id, or its Neuronpedia id
+    /// (the webapp sends that for models it has no Hugging Face mapping for).
+    /// </summary>
+    public static void CheckModelId(RequestFields fields, LoadedModel model, TextField modelIdField)
     {
-        string? modelId = fields.Text("model_id", required, maxLength: 256);
-        if (modelId is not null && modelId != servedModelId)
-            fields.Fail($"model_id '{modelId}' is not served here: this server runs '{servedModelId}'");
+        string? modelId = fields.Read(modelIdField);
+        if (modelId is not null && modelId != model.ModelId && modelId != model.Scan)
+            fields.Fail($"model_id '{modelId}' is not served here: this server runs '{model.ModelId}' (Neuronpedia id '{model.Scan}')");
     }
+
+    public static IResult Busy() => ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ServerBusy);
 
     /// <summary>The prompt field: present, a string, not empty, well-formed Unicode, not huge.</summary>
     public static string? Prompt(RequestFields fields)
@@ -79,7 +97,7 @@ public static class ApiRequests
             fields.Fail("messages (chat input) is not supported: send the prompt as text in prompt");
             return null;
         }
-        string? prompt = fields.Text("prompt", required: true, maxLength: MaxPromptCharacters);
+        string? prompt = fields.Read(RequestSchema.Prompt);
         if (prompt is null) return null;
         if (prompt.Length == 0)
         {
@@ -94,7 +112,7 @@ public static class ApiRequests
         return prompt;
     }
 
-    /// <summary>Tokens of the prompt (BOS added) after the token-limit check of SPEC 2; null when over the limit.</summary>
+    /// <summary>Tokens of the prompt (BOS added) after the token-limit check (docs/api.md); null when over the limit.</summary>
     public static int[]? Tokenize(RequestFields fields, LoadedModel model, string prompt, int tokenLimit)
     {
         var tokens = model.Tokenizer.Encode(prompt);   // counted without the BOS the service adds

@@ -3,18 +3,32 @@ namespace GraphFunctions.Service;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attribution.Requests;
 using Microsoft.AspNetCore.Http;
 
 /// <summary>GET /openapi.json (the API's description) and GET /docs (a page rendered from it, no CDN needed).</summary>
 public static class DocsApi
 {
+    /// <summary>The request bodies, generated from the request table (the embedded document holds everything else).</summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<RequestField>> RequestBodies { get; } = new Dictionary<string, IReadOnlyList<RequestField>>
+    {
+        ["GenerateGraphRequest"] = RequestSchema.GenerateGraph,
+        ["SteerRequest"] = RequestSchema.Steer,
+        [RequestSchema.Features.ItemName] = RequestSchema.Features.Items,
+        ["ForwardPassRequest"] = RequestSchema.ForwardPass,
+    };
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     private static readonly Lazy<byte[]> Document = new(() =>
     {
         using var stream = typeof(DocsApi).Assembly.GetManifestResourceStream("GraphFunctions.openapi.json")
             ?? throw new InvalidOperationException("openapi.json is not embedded");
-        using var copy = new MemoryStream();
-        stream.CopyTo(copy);
-        return copy.ToArray();
+        var document = JsonNode.Parse(stream)!.AsObject();
+        var schemas = document["components"]!["schemas"]!.AsObject();
+        foreach (var (name, fields) in RequestBodies) schemas[name] = RequestJsonSchema.For(fields);
+        return JsonSerializer.SerializeToUtf8Bytes(document, Indented);
     });
 
     private static readonly Lazy<string> Page = new(RenderPage);

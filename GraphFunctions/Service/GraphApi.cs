@@ -3,6 +3,7 @@ namespace GraphFunctions.Service;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Attribution.Pipeline;
+using Attribution.Requests;
 using GraphFunctions.Configuration;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
@@ -11,39 +12,34 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 
 /// <summary>
-/// POST /generate-graph and the job routes (SPEC 2, Durable adaptation): validate, store the job,
-/// start (or find) its orchestration, answer 202 with the status-query payload, or wait and
-/// answer as the seed does.
+/// POST /generate-graph and the job routes (docs/api.md): validate, store the job, start (or find)
+/// its orchestration, then wait for it as the Neuronpedia webapp expects — it calls synchronously
+/// and downloads the graph as soon as it gets an OK answer — and answer as the reference server
+/// does. A job still running after the wait, or a client that asks with
+/// <c>Prefer: respond-async</c>, gets 202 with Durable's status-query payload.
 /// </summary>
 public sealed partial class GraphApi(ServiceOptions options, ModelHost models, SecretCheck secret, SignedUrlPolicy signedUrls,
     GraphDelivery delivery, IWorkspaceStore workspace)
 {
-    public const int MaxWaitSeconds = 3600;
+    /// <summary>Seconds a Durable-aware client should wait before polling the status URL (Durable's own value).</summary>
+    public const int RetryAfterSeconds = 10;
 
     public async Task<IResult> GenerateGraphAsync(HttpRequest request, DurableTaskClient client, CancellationToken cancellation)
     {
-        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, modelIdRequired: true, cancellation);
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, RequestSchema.ModelId, cancellation);
         if (begun is null) return refusal!;
         var (fields, model, prompt) = begun;
-        var graphRequest = new GraphRequest
-        {
-            Prompt = prompt ?? "",
-            Slug = fields.Text("slug_identifier", maxLength: 128) ?? NewSlug(),
-            BatchSize = fields.WholeNumber("batch_size", 48, 1, 1024),
-            MaxNLogits = fields.WholeNumber("max_n_logits", 10, 1, 1000),
-            DesiredLogitProb = fields.Number("desired_logit_prob", 0.95, 0, 1),
-            NodeThreshold = fields.Number("node_threshold", 0.8, 0, 1),
-            EdgeThreshold = fields.Number("edge_threshold", 0.98, 0, 1),
-            MaxFeatureNodes = fields.WholeNumber("max_feature_nodes", 10000, 1, 1_000_000),
-            UpdateInterval = options.UpdateInterval,
-            UserId = fields.Text("user_id", maxLength: 256),
-        };
+        // An empty slug gets a generated one, as from the reference server. The update interval is the service's setting.
+        string slug = fields.Read(RequestSchema.SlugIdentifier) is { Length: > 0 } given ? given : NewSlug();
+        var graphRequest = GraphRequest.FromSettings(prompt ?? "", slug,
+            whole: field => field == RequestSchema.UpdateInterval ? options.UpdateInterval : fields.Read(field),
+            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId) };
         if (!SlugPattern().IsMatch(graphRequest.Slug))
-            fields.Fail("slug_identifier may only use letters, digits, '.', '_' and '-', starting with a letter or digit");
-        string? signedUrl = fields.Text("signed_url", maxLength: 8192);
+            fields.Fail("slug_identifier may only use letters, digits, '.', '_' and '-', and may not start with '.'");
+        string? signedUrl = fields.Read(RequestSchema.SignedUrl);
         if (signedUrl is not null && !signedUrls.TryValidate(signedUrl, out _, out string? urlError)) fields.Fail(urlError);
-        bool compress = fields.Flag("compress", false);
-        bool toBlob = fields.Flag("blob", false);
+        bool compress = fields.Read(RequestSchema.Compress);
+        bool toBlob = fields.Read(RequestSchema.Blob);
         if (toBlob && signedUrl is not null) fields.Fail("blob and signed_url cannot both be set: choose one destination");
         if (toBlob && !delivery.BlobConfigured) fields.Fail($"blob delivery is not configured on this server ({SettingNames.GraphBlobContainer} is empty)");
         int waitSeconds = WaitSeconds(request, fields);
@@ -172,7 +168,10 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         });
     }
 
-    /// <summary>202 with the status-query payload of Durable's HTTP API, pointing at this app's job routes.</summary>
+    /// <summary>
+    /// 202 with the status-query payload of Durable's HTTP API, pointing at this app's job routes,
+    /// with <c>Location</c> (the status URL) and <c>Retry-After</c> as Durable sets them.
+    /// </summary>
     public static IResult Accepted(HttpRequest request, string id)
     {
         string jobs = $"{request.Scheme}://{request.Host}{request.PathBase}/jobs/{Uri.EscapeDataString(id)}";
@@ -185,18 +184,38 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             purgeHistoryDeleteUri = jobs,
             resultGetUri = $"{jobs}/result",
         };
-        return Results.Json(payload, ApiResults.Json, statusCode: StatusCodes.Status202Accepted);
+        return new AcceptedJob(Results.Json(payload, ApiResults.Json, statusCode: StatusCodes.Status202Accepted), jobs);
     }
 
-    private static int WaitSeconds(HttpRequest request, RequestFields fields)
+    /// <summary>
+    /// How long this request waits for its job: 0 when the client prefers an asynchronous answer
+    /// (RFC 7240 <c>Prefer: respond-async</c>), else wait_seconds (query or body), else the setting.
+    /// </summary>
+    private int WaitSeconds(HttpRequest request, RequestFields fields)
     {
-        if (request.Query.TryGetValue("wait_seconds", out var query))
+        var field = RequestSchema.WaitSeconds;
+        if (request.Query.TryGetValue(field.Name, out var query))
         {
-            if (int.TryParse(query, out int seconds) && seconds is >= 0 and <= MaxWaitSeconds) return seconds;
-            fields.Fail($"wait_seconds must be between 0 and {MaxWaitSeconds}, got '{query}'");
+            if (int.TryParse(query, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int seconds)
+                && seconds >= field.Minimum && seconds <= field.Maximum) return seconds;
+            fields.Fail($"{field.Name} must be between {field.Minimum} and {field.Maximum}, got '{query}'");
             return 0;
         }
-        return fields.WholeNumber("wait_seconds", 0, 0, MaxWaitSeconds);
+        if (fields.ReadOptional(field) is int body) return body;
+        return PrefersAsync(request) ? 0 : options.GraphWaitSeconds;
+    }
+
+    private static bool PrefersAsync(HttpRequest request) =>
+        request.Headers["Prefer"].SelectMany(v => (v ?? "").Split(',')).Any(p => p.Trim().Equals("respond-async", StringComparison.OrdinalIgnoreCase));
+
+    private sealed class AcceptedJob(IResult payload, string statusUri) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.Location = statusUri;
+            httpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return payload.ExecuteAsync(httpContext);
+        }
     }
 
     private static JsonElement? Parse(string? json)
@@ -208,6 +227,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
 
     private static string NewSlug() => $"graph-{DateTime.UtcNow:yyyyMMddHHmmss}-{Guid.NewGuid():N}"[..40];
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    // \z, not $: $ also matches before a final newline. The webapp makes slugs of [A-Za-z0-9_-] from the prompt.
+    [GeneratedRegex(@"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\z")]
     private static partial Regex SlugPattern();
 }

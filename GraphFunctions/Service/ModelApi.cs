@@ -3,6 +3,7 @@ namespace GraphFunctions.Service;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Attribution.Loading;
+using Attribution.Requests;
 using Attribution.Steering;
 using Attribution.Tracing;
 using GraphFunctions.Configuration;
@@ -10,56 +11,58 @@ using Microsoft.AspNetCore.Http;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The synchronous model routes (SPEC 2): POST /steer, POST /forward-pass and GET /check-busy.
+/// The synchronous model routes (docs/api.md): POST /steer, POST /forward-pass and GET /check-busy.
 /// They run in the request, one at a time on the accelerator; a second caller waits a bounded
-/// time, then gets 503 "Server busy" as from the seed.
+/// time, then gets 503 "Server busy".
 /// </summary>
 public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretCheck secret, GpuGate gpu)
 {
-    public const int MaxNewTokens = 512;
-
     public async Task<IResult> SteerAsync(HttpRequest request, CancellationToken cancellation)
     {
-        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, modelIdRequired: true, cancellation);
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, RequestSchema.ModelId, cancellation);
         if (begun is null) return refusal!;
         var (fields, model, prompt) = begun;
-        var features = fields.Objects("features", ReadFeature, required: true);
-        var generation = new GenerationOptions(
-            NTokens: fields.WholeNumber("n_tokens", 10, 1, MaxNewTokens),
-            TopK: fields.WholeNumber("top_k", 5, 1, 1000),
-            Temperature: fields.Number("temperature", 0, 0, 100),
-            FreqPenalty: fields.Number("freq_penalty", 0, 0, 100),
-            Seed: fields.OptionalWholeNumber("seed", int.MinValue, int.MaxValue),
-            FreezeAttention: fields.Flag("freeze_attention", false));
-        int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, options.TokenLimit);
+        var features = fields.Read(RequestSchema.Features, ReadFeature);
+        var generation = new GenerationOptions
+        {
+            NTokens = fields.Read(RequestSchema.NTokens),
+            TopK = fields.Read(RequestSchema.TopK),
+            Temperature = fields.Read(RequestSchema.Temperature),
+            FreqPenalty = fields.Read(RequestSchema.FreqPenalty),
+            Seed = fields.ReadOptional(RequestSchema.Seed),
+            FreezeAttention = fields.Read(RequestSchema.FreezeAttention),
+        };
+        // The steer modal sends a graph's rendered prompt, which starts with the BOS text: the BOS rule adds it back.
+        int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, model.Tokenizer.WithoutLeadingBos(prompt), ApiRequests.SynchronousTokenLimit);
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
         var transcoders = model.Replacement.Transcoders;
-        var problems = SteeringValidation.Validate(features, generation, tokens!.Length, transcoders.NLayers, transcoders.DTranscoder);
+        var problems = SteeringValidation.Validate(features, tokens!.Length, transcoders.NLayers, transcoders.DTranscoder);
         if (problems.Count > 0) return ApiResults.BadRequest(string.Join("; ", problems));
 
         using var slot = await gpu.TryEnterAsync(options.SteerWait, cancellation);
-        if (slot is null) return ApiResults.Error(StatusCodes.Status503ServiceUnavailable, "Server busy");
-        var result = await Task.Run(() => Steerer.Steer(model.Replacement, tokens, features, generation, model.Tokenizer.EosIds.ToHashSet()), cancellation);
+        if (slot is null) return ApiRequests.Busy();
+        var vocabulary = new SteeringVocabulary(model.Tokenizer.BosId, model.Tokenizer.EosIds);
+        var result = await Task.Run(() => Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary), cancellation);
 
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-            SteeringResponse.Write(json, result, ids => model.Tokenizer.Decode(ids, skipSpecialTokens: true), model.Tokenizer.DecodeToken);
+            SteeringResponse.Write(json, result, model.Tokenizer.DecodeToken);
         return Results.Bytes(buffer.ToArray(), "application/json; charset=utf-8");
     }
 
     public async Task<IResult> ForwardPassAsync(HttpRequest request, CancellationToken cancellation)
     {
-        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, modelIdRequired: false, cancellation);
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, RequestSchema.OptionalModelId, cancellation);
         if (begun is null) return refusal!;
         var (fields, model, prompt) = begun;
-        int maxLogits = fields.WholeNumber("max_n_logits", 10, 1, 1000);
-        double desired = fields.Number("desired_logit_prob", 0.95, 0, 1);
-        int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, options.TokenLimit);
+        int maxLogits = fields.Read(RequestSchema.MaxNLogits);
+        double desired = fields.Read(RequestSchema.DesiredLogitProb);
+        int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, ApiRequests.SynchronousTokenLimit);
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
         using var slot = await gpu.TryEnterAsync(options.SteerWait, cancellation);
-        if (slot is null) return ApiResults.Error(StatusCodes.Status503ServiceUnavailable, "Server busy");
+        if (slot is null) return ApiRequests.Busy();
         var (ids, probabilities) = await Task.Run(() => SalientLogits(model, tokens!, maxLogits, desired), cancellation);
         return Results.Json(new
         {
@@ -82,20 +85,13 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         return LogitTargets.SalientTokens(logits[0, -1], maxLogits, desired);
     }
 
-    private static readonly string[] RequiredFeatureFields = ["layer", "index", "token_active_position"];
-
-    /// <summary>One entry of features; layer, index and token_active_position have no defaults.</summary>
-    private static FeatureSteer ReadFeature(RequestFields f)
-    {
-        foreach (var name in RequiredFeatureFields)
-            if (!f.Has(name)) f.Fail($"{name} is required");
-        return new FeatureSteer(
-            Layer: f.WholeNumber("layer", -1, 0, 10_000),
-            Index: f.WholeNumber("index", -1, 0, int.MaxValue),
-            TokenActivePosition: f.WholeNumber("token_active_position", -1, 0, 100_000),
-            SteerPosition: f.OptionalWholeNumber("steer_position", int.MinValue, int.MaxValue),
-            SteerGeneratedTokens: f.Flag("steer_generated_tokens", false),
-            Delta: f.OptionalNumber("delta", -1e6, 1e6),
-            Ablate: f.Flag("ablate", false));
-    }
+    /// <summary>One entry of features, as the schema describes it; unknown keys (the webapp adds some) are ignored.</summary>
+    private static FeatureSteer ReadFeature(RequestFields f) => new(
+        Layer: f.Read(RequestSchema.Layer),
+        Index: f.Read(RequestSchema.Index),
+        TokenActivePosition: f.Read(RequestSchema.TokenActivePosition),
+        SteerPosition: f.ReadOptional(RequestSchema.SteerPosition),
+        SteerGeneratedTokens: f.Read(RequestSchema.SteerGeneratedTokens),
+        Delta: f.ReadOptional(RequestSchema.Delta),
+        Ablate: f.Read(RequestSchema.Ablate));
 }

@@ -1,10 +1,14 @@
 namespace GraphFunctions.Service;
 
+using System.Globalization;
 using System.Text.Json;
+using Attribution.Requests;
 
 /// <summary>
-/// Reads a JSON request body field by field, collecting one message per bad field (each naming
-/// it), so a client learns every problem at once and nothing ever reaches the engine unchecked.
+/// Reads a JSON request body field by field as <see cref="RequestSchema"/> describes each one,
+/// collecting one message per bad field (each naming it), so a client learns every problem at
+/// once and nothing ever reaches the engine unchecked. Unknown fields are ignored, as the
+/// reference server (pydantic) ignores them.
 /// </summary>
 public sealed class RequestFields
 {
@@ -47,18 +51,16 @@ public sealed class RequestFields
 
     public void Fail(string message) => errors.Add(message);
 
+    public bool Has(RequestField field) => Has(field.Name);
+
     public bool Has(string name) => root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
 
-    public string? Text(string name, bool required = false, int maxLength = int.MaxValue)
+    public string? Read(TextField field)
     {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            if (required) errors.Add($"{name} is required");
-            return null;
-        }
+        if (Missing(field, out var value)) return null;
         if (value.ValueKind != JsonValueKind.String)
         {
-            errors.Add($"{name} must be a string, not {Kind(value)}");
+            errors.Add($"{field.Name} must be a string, not {Kind(value)}");
             return null;
         }
         string text;
@@ -68,94 +70,87 @@ public sealed class RequestFields
         }
         catch (InvalidOperationException)
         {
-            errors.Add($"{name} contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair)");
+            errors.Add($"{field.Name} contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair)");
             return null;
         }
-        if (text.Length > maxLength)
+        if (text.Length > field.MaxLength)
         {
-            errors.Add($"{name} is too long ({text.Length} characters, at most {maxLength})");
+            errors.Add($"{field.Name} is too long ({text.Length} characters, at most {field.MaxLength})");
             return null;
         }
         return text;
     }
 
-    public int WholeNumber(string name, int fallback, int min, int max)
+    /// <summary>The field's value, its default when absent (0 for a required field that is missing, with the error noted).</summary>
+    public int Read(IntegerField field) => ReadOptional(field) ?? field.Default ?? 0;
+
+    /// <summary>The value when present and valid; null when absent (then a required field notes its error).</summary>
+    public int? ReadOptional(IntegerField field)
     {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out long number))
+        if (Missing(field, out var value)) return null;
+        // JSON has one number type: 48 and 48.0 are the same integer (as pydantic and JavaScript read them).
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || number != Math.Floor(number) || !double.IsFinite(number))
         {
-            errors.Add($"{name} must be an integer, not {Kind(value)}");
-            return fallback;
+            errors.Add($"{field.Name} must be an integer, not {Kind(value)}");
+            return null;
         }
-        if (number < min || number > max)
+        if (number < field.Minimum || number > field.Maximum)
         {
-            errors.Add($"{name} must be between {min} and {max}, got {number}");
-            return fallback;
+            errors.Add($"{field.Name} must be between {field.Minimum} and {field.Maximum}, got {number.ToString(CultureInfo.InvariantCulture)}");
+            return null;
         }
         return (int)number;
     }
 
-    public int? OptionalWholeNumber(string name, int min, int max)
-    {
-        if (!Has(name)) return null;
-        int before = errors.Count;
-        int value = WholeNumber(name, 0, min, max);
-        return errors.Count == before ? value : null;
-    }
+    public double Read(NumberField field) => ReadOptional(field) ?? field.Default ?? 0;
 
-    public double Number(string name, double fallback, double min, double max)
+    public double? ReadOptional(NumberField field)
     {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+        if (Missing(field, out var value)) return null;
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || !double.IsFinite(number))
         {
-            errors.Add($"{name} must be a number, not {Kind(value)}");
-            return fallback;
+            errors.Add($"{field.Name} must be a finite number, not {Kind(value)}");
+            return null;
         }
-        if (number < min || number > max)
+        if (number < field.Minimum || number > field.Maximum)
         {
-            errors.Add($"{name} must be between {min} and {max}, got {number}");
-            return fallback;
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"{field.Name} must be between {field.Minimum} and {field.Maximum}, got {number}"));
+            return null;
         }
         return number;
     }
 
-    public double? OptionalNumber(string name, double min, double max)
+    public bool Read(FlagField field)
     {
-        if (!Has(name)) return null;
-        int before = errors.Count;
-        double value = Number(name, 0, min, max);
-        return errors.Count == before ? value : null;
-    }
-
-    public bool Flag(string name, bool fallback)
-    {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+        if (Missing(field, out var value)) return field.Default;
         if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
         {
-            errors.Add($"{name} must be true or false, not {Kind(value)}");
-            return fallback;
+            errors.Add($"{field.Name} must be true or false, not {Kind(value)}");
+            return field.Default;
         }
         return value.GetBoolean();
     }
 
     /// <summary>An array of objects, each read by its own <see cref="RequestFields"/> (errors prefixed with its index).</summary>
-    public List<T> Objects<T>(string name, Func<RequestFields, T> read, bool required = false)
+    public List<T> Read<T>(ObjectListField field, Func<RequestFields, T> read)
     {
         var items = new List<T>();
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            if (required) errors.Add($"{name} is required");
-            return items;
-        }
+        if (Missing(field, out var value)) return items;
         if (value.ValueKind != JsonValueKind.Array)
         {
-            errors.Add($"{name} must be an array, not {Kind(value)}");
+            errors.Add($"{field.Name} must be an array, not {Kind(value)}");
+            return items;
+        }
+        int count = value.GetArrayLength();
+        if (count > field.MaxItems)
+        {
+            errors.Add($"{field.Name} lists {count} items, at most {field.MaxItems}");
             return items;
         }
         int index = 0;
         foreach (var element in value.EnumerateArray())
         {
-            string at = $"{name}[{index++}]";
+            string at = $"{field.Name}[{index++}]";
             if (element.ValueKind != JsonValueKind.Object)
             {
                 errors.Add($"{at} must be an object, not {Kind(element)}");
@@ -167,6 +162,14 @@ public sealed class RequestFields
             if (fields.Valid) items.Add(item);
         }
         return items;
+    }
+
+    /// <summary>Absent or null: true, noting the error when the field is required.</summary>
+    private bool Missing(RequestField field, out JsonElement value)
+    {
+        if (root.TryGetProperty(field.Name, out value) && value.ValueKind != JsonValueKind.Null) return false;
+        if (field.Required) errors.Add($"{field.Name} is required");
+        return true;
     }
 
     private static string Kind(JsonElement value) => value.ValueKind switch

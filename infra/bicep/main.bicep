@@ -107,6 +107,11 @@ param signedUrlAllowedHosts string = ''
 @minValue(0)
 param steerWaitSeconds int = 30
 
+@description('GRAPH_WAIT_SECONDS: how long /generate-graph waits for its job before answering 202 (stay under the 240 s ingress timeout).')
+@minValue(0)
+@maxValue(235)
+param graphWaitSeconds int = 220
+
 @description('UPDATE_INTERVAL: batches between feature re-rankings (the Neuronpedia server ranks once: 1000).')
 @minValue(1)
 param updateInterval int = 1000
@@ -234,6 +239,7 @@ module functionApp 'modules/functionapp.bicep' = {
     tokenLimit: tokenLimit
     signedUrlAllowedHosts: signedUrlAllowedHosts
     steerWaitSeconds: steerWaitSeconds
+    graphWaitSeconds: graphWaitSeconds
     updateInterval: updateInterval
     batchesPerActivity: batchesPerActivity
     lazyEncoders: lazyEncoders

@@ -30,6 +30,7 @@ param computeDtype = 'bfloat16'
 param tokenLimit = 64
 param signedUrlAllowedHosts = ''
 param steerWaitSeconds = 30
+param graphWaitSeconds = 220
 param updateInterval = 1000
 param lazyEncoders = false
 param batchesPerActivity = 8

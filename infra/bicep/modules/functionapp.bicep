@@ -65,6 +65,7 @@ param tokenLimit int
 @description('Delivery and service behaviour (see main.bicep).')
 param signedUrlAllowedHosts string
 param steerWaitSeconds int
+param graphWaitSeconds int
 
 @description('Batches between feature re-rankings.')
 param updateInterval int
@@ -236,6 +237,10 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'STEER_WAIT_SECONDS'
               value: string(steerWaitSeconds)
+            }
+            {
+              name: 'GRAPH_WAIT_SECONDS'
+              value: string(graphWaitSeconds)
             }
           ]
           volumeMounts: [

@@ -1,0 +1,121 @@
+namespace GraphFunctions.Tests.Service;
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Attribution.Pipeline;
+using Attribution.Requests;
+using Attribution.Steering;
+using Attribution.Tracing;
+using GraphFunctions.Service;
+
+/// <summary>
+/// The request table is the single source of the fields' defaults and ranges: the engine's
+/// records, the served OpenAPI document and the CLI's options must say what it says. (The
+/// validator's ranges are checked field by field in <see cref="BadInputTests"/>.OutOfRange.)
+/// </summary>
+public sealed partial class RequestSchemaTests
+{
+    [Fact]
+    public void Engine_defaults_are_the_tables()
+    {
+        var request = new GraphRequest { Prompt = "p", Slug = "s" };
+        Assert.Equal(RequestSchema.BatchSize.Default, request.BatchSize);
+        Assert.Equal(RequestSchema.MaxNLogits.Default, request.MaxNLogits);
+        Assert.Equal(RequestSchema.DesiredLogitProb.Default, request.DesiredLogitProb);
+        Assert.Equal(RequestSchema.NodeThreshold.Default, request.NodeThreshold);
+        Assert.Equal(RequestSchema.EdgeThreshold.Default, request.EdgeThreshold);
+        Assert.Equal(RequestSchema.MaxFeatureNodes.Default, request.MaxFeatureNodes);
+        Assert.Equal(RequestSchema.UpdateInterval.Default, request.UpdateInterval);
+        Assert.Equal(request.Attribution, new AttributionSettings());
+
+        var generation = new GenerationOptions();
+        Assert.Equal(RequestSchema.NTokens.Default, generation.NTokens);
+        Assert.Equal(RequestSchema.TopK.Default, generation.TopK);
+        Assert.Equal(RequestSchema.Temperature.Default, generation.Temperature);
+        Assert.Equal(RequestSchema.FreqPenalty.Default, generation.FreqPenalty);
+        Assert.Equal(RequestSchema.FreezeAttention.Default, generation.FreezeAttention);
+    }
+
+    [Fact]
+    public void The_served_openapi_request_bodies_are_the_table()
+    {
+        using var document = JsonDocument.Parse(DocsApi.OpenApiBytes);
+        var schemas = document.RootElement.GetProperty("components").GetProperty("schemas");
+        foreach (var (name, fields) in DocsApi.RequestBodies)
+        {
+            var served = schemas.GetProperty(name);
+            Assert.Equal(fields.Select(f => f.Name), served.GetProperty("properties").EnumerateObject().Select(p => p.Name));
+            foreach (var field in fields)
+            {
+                var property = served.GetProperty("properties").GetProperty(field.Name);
+                Assert.Equal(field.JsonType, property.GetProperty("type").GetString());
+                Assert.Equal(field.Description, property.GetProperty("description").GetString());
+                var (minimum, maximum, fallback) = Bounds(field);
+                Assert.Equal(minimum, property.TryGetProperty("minimum", out var min) ? min.GetDouble() : null);
+                Assert.Equal(maximum, property.TryGetProperty("maximum", out var max) ? max.GetDouble() : null);
+                Assert.Equal(fallback, property.TryGetProperty("default", out var d) ? d.ToString() : null);
+            }
+            var required = served.TryGetProperty("required", out var list) ? list.EnumerateArray().Select(r => r.GetString()).ToList() : [];
+            Assert.Equal(fields.Where(f => f.Required).Select(f => f.Name), required);
+        }
+        // The webapp's request shapes are what the document lists.
+        Assert.Contains("user_id", schemas.GetProperty("GenerateGraphRequest").GetProperty("properties").EnumerateObject().Select(p => p.Name));
+    }
+
+    [Fact]
+    public void The_clis_graph_options_are_the_table()
+    {
+        var (exit, help) = RunCli("graph", "--help");
+        Assert.Equal(0, exit);
+        foreach (var field in RequestSchema.GraphSettings)
+        {
+            var line = help.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith(field.OptionName + " ", StringComparison.Ordinal));
+            Assert.True(line is not null, $"{field.OptionName} missing from `graph --help`:\n{help}");
+            var (_, _, fallback) = Bounds(field);
+            Assert.Equal(fallback, DefaultIn(line!));
+        }
+    }
+
+    [Theory]
+    [InlineData("--batch-size", "0")]
+    [InlineData("--node-threshold", "1.5")]
+    [InlineData("--update-interval", "0")]
+    public void The_cli_refuses_what_the_table_refuses(string option, string value)
+    {
+        var (exit, output) = RunCli("graph", "--prompt", "x", "--out", Path.Combine(Path.GetTempPath(), "never-written.json"), option, value);
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"{option} must be", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>A field's (minimum, maximum, default) as the JSON document spells them.</summary>
+    private static (double? Minimum, double? Maximum, string? Default) Bounds(RequestField field) => field switch
+    {
+        IntegerField i => (i.Minimum, i.Maximum, i.Default?.ToString(CultureInfo.InvariantCulture)),
+        NumberField n => (double.IsFinite(n.Minimum) ? n.Minimum : null, double.IsFinite(n.Maximum) ? n.Maximum : null,
+            n.Default is double d ? JsonValue.Create(d).ToJsonString() : null),
+        FlagField f => (null, null, f.Default ? "True" : "False"),
+        _ => (null, null, null),
+    };
+
+    private static string? DefaultIn(string helpLine) => DefaultPattern().Match(helpLine) is { Success: true } m ? m.Groups[1].Value : null;
+
+    [GeneratedRegex(@"\[default: ([^\]]+)\]")]
+    private static partial Regex DefaultPattern();
+
+    private static (int Exit, string Output) RunCli(params string[] arguments)
+    {
+        string cli = typeof(RequestSchemaTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CliAssembly").Value!;
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(cli);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, stdout + stderr.Result);
+    }
+}
