@@ -4,7 +4,7 @@ using Attribution.Tracing;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The unpruned attribution graph. Nodes, in order (SPEC 3.3): the selected features, the error
+/// The unpruned attribution graph. Nodes, in order (docs/algorithm.md §3): the selected features, the error
 /// nodes (layer-major), the token nodes, the logit nodes. <see cref="Adjacency"/>[target, source]
 /// is the direct effect of source on target; rows of errors and tokens are zero, as are the
 /// columns of logits.

@@ -3,7 +3,7 @@ namespace Attribution.Graphs;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The graph math of SPEC 3.6–3.7 as pure functions on tensors: row normalisation, influence
+/// The graph math of docs/algorithm.md §6–§7 as pure functions on tensors: row normalisation, influence
 /// as the sum of matrix powers, score thresholds, partial influences for feature ranking.
 /// </summary>
 public static class GraphMath
@@ -60,7 +60,7 @@ public static class GraphMath
     }
 
     /// <summary>
-    /// Influence of every node on the logits estimated from the rows computed so far (SPEC 3.6):
+    /// Influence of every node on the logits estimated from the rows computed so far (docs/algorithm.md §6):
     /// rows normalised by their |·| sums, the walk starts at the logit probabilities and follows
     /// each row's node back to its sources until nothing remains. Only nodes with rows pass the
     /// walk on, so it runs on the small [rows, rows] block and touches the full rows once at the

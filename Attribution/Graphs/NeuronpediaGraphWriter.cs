@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-/// <summary>Who made a graph and with what, for the `info` block of the metadata (SPEC 5).</summary>
+/// <summary>Who made a graph and with what, for the `info` block of the metadata (docs/graph-format.md).</summary>
 public sealed record GraphInfo(
     string CreatorName,
     string CreatorUrl,
@@ -32,7 +32,7 @@ public sealed record GraphMetadata
 public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb, int BatchSize, int MaxFeatureNodes);
 
 /// <summary>
-/// Writes a pruned graph as Neuronpedia graph JSON (SPEC 5), streamed with Utf8JsonWriter so
+/// Writes a pruned graph as Neuronpedia graph JSON (docs/graph-format.md), streamed with Utf8JsonWriter so
 /// 100 MB graphs are never held as one string. Node ids and fields follow circuit-tracer's
 /// frontend models exactly.
 /// </summary>

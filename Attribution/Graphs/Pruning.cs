@@ -9,7 +9,7 @@ public sealed record PruneResult(bool[] NodeMask, Tensor EdgeMask, float[] Cumul
 }
 
 /// <summary>
-/// Pruning (SPEC 3.7, circuit-tracer's prune_graph): keep the fewest nodes carrying
+/// Pruning (docs/algorithm.md §7, circuit-tracer's prune_graph): keep the fewest nodes carrying
 /// <c>node_threshold</c> of the influence on the logits (tokens and logits always kept), then the
 /// fewest edges carrying <c>edge_threshold</c> of the edge scores, then repeatedly drop features
 /// and errors left without outgoing edges and features without incoming ones.

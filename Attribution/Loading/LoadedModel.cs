@@ -34,7 +34,7 @@ public sealed class LoadedModel : IDisposable
 
     public TextTokenizer Tokenizer { get; }
 
-    /// <summary>Prompt → token ids with the BOS rule of SPEC 3.2.</summary>
+    /// <summary>Prompt → token ids with the BOS rule of docs/algorithm.md §2.</summary>
     public int[] Tokenize(string prompt) => Tokenizer.EncodePrompt(prompt);
 
     /// <summary>

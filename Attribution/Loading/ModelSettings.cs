@@ -36,7 +36,7 @@ public sealed record ModelSettings
     };
 }
 
-/// <summary>Neuronpedia's model ids for the seed's models (SPEC 5); other models use their repo name.</summary>
+/// <summary>Neuronpedia's model ids for the seed's models (docs/graph-format.md); other models use their repo name.</summary>
 public static class NeuronpediaIds
 {
     public static string ScanFor(string modelId) => modelId switch

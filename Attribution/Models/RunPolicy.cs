@@ -2,7 +2,7 @@ namespace Attribution.Models;
 
 using static TorchSharp.torch;
 
-/// <summary>Where a transcoder reads its input (TransformerLens hook names, SPEC 3.1).</summary>
+/// <summary>Where a transcoder reads its input (TransformerLens hook names, docs/algorithm.md §1).</summary>
 public enum ReadHook
 {
     /// <summary>hook_resid_mid: the residual stream after attention, before the pre-MLP norm.</summary>

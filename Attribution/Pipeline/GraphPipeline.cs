@@ -9,8 +9,8 @@ using Attribution.Tracing;
 public sealed record GraphSummary(PhaseTimings Timings, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, GraphScores Scores);
 
 /// <summary>
-/// Prompt → Neuronpedia graph JSON, in process: tokenize, attribute (SPEC 3), prune, score and
-/// write (SPEC 5). The CLI and the service's synchronous path call this; the Durable
+/// Prompt → Neuronpedia graph JSON, in process: tokenize, attribute (docs/algorithm.md), prune, score and
+/// write (docs/graph-format.md). The CLI and the service's synchronous path call this; the Durable
 /// orchestration computes the rows in activities and finishes with <see cref="WriteGraph"/>.
 /// </summary>
 public static class GraphPipeline

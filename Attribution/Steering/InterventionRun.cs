@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 public sealed record FeatureSetting(int Layer, int Index, double Target, int? AtPosition, int FromPosition);
 
 /// <summary>
-/// A forward pass with features held at target values (SPEC 2 /steer): at each source layer the
+/// A forward pass with features held at target values (docs/algorithm.md §9): at each source layer the
 /// feature's current activation is read from the transcoder input of this very run, and
 /// (target − current) × its decoder vector is added at the transcoder's write point — for a
 /// cross-layer transcoder at every layer it writes. With <c>freeze</c>, prompt positions keep the

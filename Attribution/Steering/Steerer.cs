@@ -10,7 +10,7 @@ public sealed record SteeringResult(GenerationTrace Default, GenerationTrace Ste
 public sealed record SteeringVocabulary(int BosId, IReadOnlyCollection<int> StopIds);
 
 /// <summary>
-/// Steering (docs/api.md, /steer), as the reference server drives circuit-tracer's
+/// Steering (docs/algorithm.md §9), as the reference server drives circuit-tracer's
 /// feature_intervention_generate:
 /// 1. features that would steer a BOS position are dropped (the BOS carries no features);
 /// 2. each feature's target is 0 when ablating, else its clean activation at

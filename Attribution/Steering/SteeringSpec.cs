@@ -3,7 +3,7 @@ namespace Attribution.Steering;
 using Attribution.Requests;
 
 /// <summary>
-/// One feature to steer (docs/api.md, /steer). Positions count the BOS as 0. The target is 0 when
+/// One feature to steer (docs/algorithm.md §9). Positions count the BOS as 0. The target is 0 when
 /// ablating, else the clean activation at <see cref="TokenActivePosition"/> plus <see cref="Delta"/>.
 /// </summary>
 public sealed record FeatureSteer(

@@ -7,7 +7,7 @@ using NativeTokenizer = Tokenizers.DotNet.Tokenizer;
 /// <summary>
 /// A model's Hugging Face tokenizer (tokenizer.json, run by the Rust <c>tokenizers</c> library
 /// through Tokenizers.DotNet), with the conventions of circuit-tracer and transformers:
-/// encoding adds no special tokens by itself, prompts get one BOS in front (SPEC 3.2), and
+/// encoding adds no special tokens by itself, prompts get one BOS in front (docs/algorithm.md §2), and
 /// decoding keeps special tokens' text unless asked to skip them.
 /// </summary>
 /// <remarks>
@@ -116,7 +116,7 @@ public sealed class TextTokenizer : IDisposable
     }
 
     /// <summary>
-    /// The model input for a prompt (SPEC 3.2): its tokens, after a BOS unless the prompt already
+    /// The model input for a prompt (docs/algorithm.md §2): its tokens, after a BOS unless the prompt already
     /// starts with a special token (e.g. it begins with "&lt;bos&gt;" or "&lt;|im_start|&gt;").
     /// Position 0 is therefore always a special token.
     /// </summary>

@@ -3,7 +3,7 @@ namespace Attribution.Tracing;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The features that fire on a prompt, in node order (SPEC 3.3): by layer, then position, then
+/// The features that fire on a prompt, in node order (docs/algorithm.md §3): by layer, then position, then
 /// feature index. Index i here is feature node i of the graph.
 /// </summary>
 public sealed class ActiveFeatures

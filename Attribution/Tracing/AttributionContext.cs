@@ -3,7 +3,7 @@ namespace Attribution.Tracing;
 using static TorchSharp.torch;
 
 /// <summary>
-/// Computes attribution rows (SPEC 3.4). One frozen forward pass runs with the prompt repeated
+/// Computes attribution rows (docs/algorithm.md §4). One frozen forward pass runs with the prompt repeated
 /// batch_size times and its graph is kept; each batch of targets is then one backward pass:
 /// target t in batch row b injects its vector (an encoder row, or a demeaned unembedding) at its
 /// own read point and position, and <c>autograd.grad</c> returns the gradient g_l at every write

@@ -36,7 +36,7 @@ public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timi
 }
 
 /// <summary>
-/// Attribution of one prompt, in process: circuit-tracer's `attribute` (SPEC 3).
+/// Attribution of one prompt, in process: circuit-tracer's `attribute` (docs/algorithm.md).
 /// 0. prepare: clean forward, active features, errors, token vectors, frozen forward pass;
 /// 1. logit targets and their rows;
 /// 2. feature rows, in rounds: rank unvisited features by partial influence, attribute the best;

@@ -4,7 +4,7 @@ using Attribution.Graphs;
 using static TorchSharp.torch;
 
 /// <summary>
-/// Which features get rows next (SPEC 3.6): rank every active feature by its partial influence
+/// Which features get rows next (docs/algorithm.md §6): rank every active feature by its partial influence
 /// on the logits, estimated from the rows computed so far, and queue the best unvisited ones.
 /// </summary>
 public static class FeatureRanking

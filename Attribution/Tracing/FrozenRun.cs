@@ -5,7 +5,7 @@ using Attribution.Transcoders;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The linearised forward pass of SPEC 3.2: attention patterns, norm scales and MLP outputs are
+/// The linearised forward pass of docs/algorithm.md §2: attention patterns, norm scales and MLP outputs are
 /// held at their clean values, so the residual stream is linear in the node vectors. At each
 /// write point the MLP is replaced by skip(x) + stop_grad(mlp_clean − skip_clean) + delta,
 /// where delta is what the caller adds there (gradient leaves for attribution, explicit

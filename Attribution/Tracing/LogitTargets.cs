@@ -3,7 +3,7 @@ namespace Attribution.Tracing;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The logits attributed from (SPEC 3.5): the most likely next tokens until their cumulative
+/// The logits attributed from (docs/algorithm.md §5): the most likely next tokens until their cumulative
 /// probability reaches <c>desired_logit_prob</c> (at most <c>max_n_logits</c>). What is attributed
 /// is each token's demeaned logit: its unembedding vector minus the vocabulary mean.
 /// </summary>

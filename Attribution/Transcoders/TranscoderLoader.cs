@@ -11,7 +11,7 @@ public sealed record ActivationSpec(string Kind, int K = 0)
 }
 
 /// <summary>
-/// Reads transcoder checkpoints in the layouts the seed's sets use (SPEC 4):
+/// Reads transcoder checkpoints in the layouts the seed's sets use (docs/algorithm.md §8):
 /// per-layer files (`layer_i.safetensors` of circuit-tracer, or GemmaScope `params.npz`) and
 /// cross-layer folders (`W_enc_i.safetensors` + `W_dec_i.safetensors`).
 /// </summary>

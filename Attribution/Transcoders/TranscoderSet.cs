@@ -20,7 +20,7 @@ public sealed record TranscoderLoadOptions
 /// <summary>
 /// Per-layer transcoders (PLT) or a cross-layer transcoder (CLT), behind one interface.
 /// Features of source layer l read at layer l; a PLT feature writes to layer l, a CLT feature to
-/// every layer l..L−1 (SPEC 3.1). Math: pre = x·W_encᵀ + b_enc; a = act(pre);
+/// every layer l..L−1 (docs/algorithm.md §1). Math: pre = x·W_encᵀ + b_enc; a = act(pre);
 /// ŷ_l' = Σ_{l ≤ l'} a_l·W_dec[l → l'] + b_dec[l'] (+ x_l'·W_skipᵀ).
 /// </summary>
 public sealed class TranscoderSet : IDisposable

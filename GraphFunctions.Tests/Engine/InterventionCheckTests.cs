@@ -8,7 +8,7 @@ using GraphFunctions.Tests.Support;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The core proof of correctness (SPEC 3.4): on seeded random tiny models of every supported
+/// The core proof of correctness (docs/algorithm.md §4): on seeded random tiny models of every supported
 /// architecture, every error column, every token column and a sample of feature columns of the
 /// adjacency matrix reproduce the effect of the matching intervention in the frozen model.
 /// </summary>

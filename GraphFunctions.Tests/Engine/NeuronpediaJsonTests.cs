@@ -9,7 +9,7 @@ using Attribution.Tracing;
 using GraphFunctions.Tests.Support;
 using static TorchSharp.torch;
 
-/// <summary>The Neuronpedia graph JSON: node ids and fields exactly as SPEC 5, schema-valid, streamable through gzip.</summary>
+/// <summary>The Neuronpedia graph JSON: node ids and fields exactly as docs/graph-format.md, schema-valid, streamable through gzip.</summary>
 public class NeuronpediaJsonTests
 {
     private static GraphMetadata Metadata(AttributionGraph graph) => new()

@@ -91,6 +91,56 @@ public sealed partial class RequestSchemaTests
         Assert.Contains($"{option} must be", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("generate-graph")]
+    [InlineData("steer")]
+    [InlineData("steer-feature")]
+    [InlineData("forward-pass")]
+    public void The_field_tables_of_docs_api_md_are_the_table(string section)
+    {
+        var fields = section switch
+        {
+            "generate-graph" => RequestSchema.GenerateGraph,
+            "steer" => RequestSchema.Steer,
+            "steer-feature" => RequestSchema.Features.Items,
+            _ => RequestSchema.ForwardPass,
+        };
+        string document = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "docs", "api.md")).ReplaceLineEndings("\n");
+        string start = $"<!-- fields:{section} -->\n", end = "<!-- end -->";
+        int from = document.IndexOf(start, StringComparison.Ordinal);
+        Assert.True(from >= 0, $"docs/api.md has no '{start.Trim()}' section");
+        from += start.Length;
+        string documented = document[from..document.IndexOf(end, from, StringComparison.Ordinal)];
+        string expected = FieldTable(fields);
+        Assert.True(expected == documented, $"docs/api.md's {section} table drifted from the request table; it should read:\n{expected}");
+    }
+
+    /// <summary>The Markdown table of a route's fields: name, type, default, range, meaning.</summary>
+    private static string FieldTable(IEnumerable<RequestField> fields)
+    {
+        var table = new System.Text.StringBuilder("| field | type | default | range | meaning |\n|---|---|---|---|---|\n");
+        foreach (var field in fields)
+        {
+            string fallback = field.Required ? "required" : field switch
+            {
+                IntegerField { Default: int d } => d.ToString(CultureInfo.InvariantCulture),
+                NumberField { Default: double d } => d.ToString(CultureInfo.InvariantCulture),
+                FlagField f => f.Default ? "true" : "false",
+                _ => "—",
+            };
+            string range = field switch
+            {
+                IntegerField i => $"{i.Minimum} … {i.Maximum}",
+                NumberField n => n.Bounded ? string.Create(CultureInfo.InvariantCulture, $"{n.Minimum} … {n.Maximum}") : "any finite",
+                TextField t => $"≤ {t.MaxLength} characters",
+                ObjectListField l => $"≤ {l.MaxItems} items",
+                _ => "",
+            };
+            table.Append(CultureInfo.InvariantCulture, $"| `{field.Name}` | {field.JsonType} | {fallback} | {range} | {field.Description} |\n");
+        }
+        return table.ToString();
+    }
+
     /// <summary>A field's (minimum, maximum, default) as the JSON document spells them.</summary>
     private static (double? Minimum, double? Maximum, string? Default) Bounds(RequestField field) => field switch
     {

@@ -5,7 +5,7 @@ using Attribution.Tracing;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The check circuit-tracer runs on its own attribution (SPEC 3.4): with attention patterns, norm
+/// The check circuit-tracer runs on its own attribution (docs/algorithm.md §4): with attention patterns, norm
 /// scales and MLP outputs frozen at their clean values, adding a source node's vector at its
 /// write point must change every target (feature pre-activations, demeaned logits) by exactly
 /// the matching column of the adjacency matrix.

@@ -3,7 +3,7 @@ namespace GraphFunctions.Tests.Tokenization;
 using System.Text.Json.Nodes;
 using Attribution.Tokenization;
 
-/// <summary>SPEC 3.2: a BOS is prepended unless the prompt already starts with a special token.</summary>
+/// <summary>docs/algorithm.md §2: a BOS is prepended unless the prompt already starts with a special token.</summary>
 public sealed class BosRuleTests(TinyTokenizerFile file) : IClassFixture<TinyTokenizerFile>
 {
     private const int Bos = TinyTokenizerFactory.BosId;

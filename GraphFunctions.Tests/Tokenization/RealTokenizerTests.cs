@@ -120,7 +120,7 @@ public sealed class RealTokenizerTests(RealTokenizers tokenizers)
     [Fact]
     public void Gemma3_puts_au_at_position_7_of_the_seeds_steering_example()
     {
-        // SPEC 2: positions count the BOS as 0, and " au" is position 7 of this prompt.
+        // docs/api.md: positions count the BOS as 0, and " au" is position 7 of this prompt.
         var gemma = tokenizers.Gemma3;
 
         var ids = gemma.EncodePrompt("Fait: Michael Jordan joue au");

@@ -34,7 +34,7 @@ public class LogitRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore wo
 }
 
 /// <summary>
-/// Ranks the unvisited features by partial influence from every row stored so far (SPEC 3.6)
+/// Ranks the unvisited features by partial influence from every row stored so far (docs/algorithm.md §6)
 /// and stores the next queue. Ranking runs here, from stored rows, so the orchestrator stays
 /// deterministic on replay.
 /// </summary>
@@ -105,7 +105,7 @@ public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore 
         e is OutOfMemoryException || (e is ExternalException && e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase));
 }
 
-/// <summary>Assemble, prune and write the graph JSON into the workspace (SPEC 3.7, 5).</summary>
+/// <summary>Assemble, prune and write the graph JSON into the workspace (docs/algorithm.md §7, docs/graph-format.md).</summary>
 public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : TaskActivity<AssembleInput, GraphOutput>
 {
     public override async Task<GraphOutput> RunAsync(TaskActivityContext context, AssembleInput input)

@@ -54,7 +54,7 @@ public sealed record DeliveryOutcome(bool Success, string Message, string? Locat
 
 public sealed record GraphJobResult(GraphOutput Graph, DeliveryOutcome? Delivery);
 
-/// <summary>The custom status after every round (SPEC 2): phase, features visited / to visit, elapsed seconds.</summary>
+/// <summary>The custom status after every round (docs/api.md): phase, features visited / to visit, elapsed seconds.</summary>
 public sealed record GraphJobStatus(
     [property: JsonPropertyName("phase")] string Phase,
     [property: JsonPropertyName("features_visited")] int FeaturesVisited,

@@ -3,7 +3,7 @@ namespace GraphFunctions.Orchestration;
 using Microsoft.DurableTask;
 
 /// <summary>
-/// One attribution graph as a Durable orchestration (ARCHITECTURE "data flow"):
+/// One attribution graph as a Durable orchestration (docs/architecture.md, "Data flow"):
 /// prepare → logit rows → rounds of (rank → fan out one activity per batch → fan in) →
 /// assemble, prune and write the JSON → deliver → clean up. It only orchestrates: every
 /// computation and all I/O happen in activities, rows live in the workspace, and what it

@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 
-/// <summary>The x-secret-key header check of every route but check-busy and the docs (SPEC 2).</summary>
+/// <summary>The x-secret-key header check of every route but check-busy and the docs (docs/api.md).</summary>
 public sealed class SecretCheck(string? secret)
 {
     public const string Header = "x-secret-key";
