@@ -35,6 +35,7 @@ public static class LocalHostApp
         builder.Services.AddGraphService(builder.Configuration);
         // The in-process engine talks to its workers over gRPC on loopback: give it a port known to be free.
         builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks, new InMemoryDurableTaskOptions { Port = FreeLoopbackPort() });
+        builder.Services.AddHostedService<JobRetentionService>();
 
         var app = builder.Build();
         MapRoutes(app);

@@ -95,7 +95,7 @@ public static class RequestSchema
     public static readonly IntegerField TopK = new("top_k", 5, 0, 1000, "Top next-token probabilities per position.");
     public static readonly NumberField Temperature = new("temperature", 0, 0, 100, "Sampling temperature; 0 is greedy.");
     public static readonly NumberField FreqPenalty = new("freq_penalty", 0, double.NegativeInfinity, double.PositiveInfinity,
-        "Subtracted from the logits per earlier occurrence of a token (with temperature > 0).");
+        "Subtracted from the logits per earlier occurrence of a token, with temperature > 0; as in TransformerLens, only a positive penalty acts.");
     public static readonly IntegerField Seed = new("seed", null, int.MinValue, int.MaxValue, "Seeds both generations' sampler.");
     public static readonly FlagField FreezeAttention = new("freeze_attention", false, "Keep the clean run's attention patterns on the prompt positions.");
 

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 /// The next-token sampler of the reference server (TransformerLens' sample_logits): greedy at
 /// temperature 0 (the penalty then plays no part); otherwise logits / temperature minus
 /// freq_penalty × (occurrences of each token in the sequence so far), sampled from the
-/// softmax. A negative penalty rewards repetition.
+/// softmax. As there, only a positive penalty acts: a negative one (the Neuronpedia webapp offers
+/// −2…2) is accepted and changes nothing.
 /// </summary>
 public sealed class Sampler : IDisposable
 {
@@ -26,7 +27,7 @@ public sealed class Sampler : IDisposable
     {
         using var scope = NewDisposeScope();
         var adjusted = logits.to(ScalarType.Float32) / temperature;
-        if (frequencyPenalty != 0)
+        if (frequencyPenalty > 0)
         {
             using var ids = tensor(sequence.Select(t => (long)t).ToArray(), device: logits.device);
             adjusted = adjusted - frequencyPenalty * ids.bincount(null, logits.shape[0]).to(ScalarType.Float32);

@@ -22,10 +22,10 @@ public sealed record SteeringVocabulary(int BosId, IReadOnlyCollection<int> Stop
 public static class Steerer
 {
     public static SteeringResult Steer(ReplacementModel replacement, int[] prompt, IReadOnlyList<FeatureSteer> features, GenerationOptions options,
-        SteeringVocabulary vocabulary, bool useCache = true)
+        SteeringVocabulary vocabulary, bool useCache = true, CancellationToken cancellation = default)
     {
         var model = replacement.Model;
-        var plain = TextGeneration.Generate(model, prompt, options, () => Models.RunPolicy.Plain, vocabulary.StopIds, useCache);
+        var plain = TextGeneration.Generate(model, prompt, options, () => Models.RunPolicy.Plain, vocabulary.StopIds, useCache, cancellation);
         var steerable = features.Where(f => f.SteerPosition is not int p || prompt[p] != vocabulary.BosId).ToList();
         if (steerable.Count == 0) return new SteeringResult(plain, plain);
 
@@ -41,7 +41,7 @@ public static class Steerer
                 f.SteerGeneratedTokens ? null : f.SteerPosition,
                 FromPosition: f.SteerGeneratedTokens ? prompt.Length : int.MaxValue)).ToList();
             var steered = TextGeneration.Generate(model, prompt, options,
-                () => new InterventionRun(transcoders, settings, options.FreezeAttention ? clean : null, prompt.Length), vocabulary.StopIds, useCache);
+                () => new InterventionRun(transcoders, settings, options.FreezeAttention ? clean : null, prompt.Length), vocabulary.StopIds, useCache, cancellation);
             return new SteeringResult(plain, steered);
         }
     }

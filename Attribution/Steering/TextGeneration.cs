@@ -20,7 +20,7 @@ public sealed record GenerationTrace(IReadOnlyList<int> Tokens, IReadOnlyList<Po
 public static class TextGeneration
 {
     public static GenerationTrace Generate(DecoderModel model, IReadOnlyList<int> prompt, GenerationOptions options, Func<RunPolicy> policyFactory,
-        IReadOnlyCollection<int> stopTokens, bool useCache = true)
+        IReadOnlyCollection<int> stopTokens, bool useCache = true, CancellationToken cancellation = default)
     {
         using var noGrad = no_grad();
         using var sampler = new Sampler(options.Temperature, options.FreqPenalty, options.Seed);
@@ -32,6 +32,12 @@ public static class TextGeneration
         var logits = NextLogits(model, tokens, tokens.Count, policy, policyFactory, cache);
         for (int generated = 0; ; generated++)
         {
+            // A client that went away frees the accelerator at the next token.
+            if (cancellation.IsCancellationRequested)
+            {
+                logits.Dispose();
+                cancellation.ThrowIfCancellationRequested();
+            }
             positions.Add(new PositionLogits(tokens[^1], TopNext(logits, options.TopK)));
             bool stopped = generated > 0 && stopTokens.Contains(tokens[^1]);
             if (stopped || generated == options.NTokens) break;

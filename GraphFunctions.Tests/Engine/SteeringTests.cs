@@ -256,6 +256,29 @@ public class SteeringTests
         Assert.Equal(RequestSchema.TopK.DefaultValue, stopped.Positions[^1].TopNext.Count);   // the reference reports the EOS entry's top-k too
     }
 
+    /// <summary>Counts forward passes and cancels the request after a few, as a client that hangs up.</summary>
+    private sealed class HangUpAfter(CancellationTokenSource client, int passes) : RunPolicy
+    {
+        public int Passes { get; private set; }
+
+        public override void OnFinalResidual(Tensor normed)
+        {
+            if (++Passes == passes) client.Cancel();
+        }
+    }
+
+    [Fact]
+    public void Generation_stops_at_the_next_token_once_its_client_has_gone()
+    {
+        using var tiny = Tiny(TranscoderKind.PerLayer);
+        var tokens = tiny.Prompt(6);
+        using var client = new CancellationTokenSource();
+        var policy = new HangUpAfter(client, passes: 3);
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            TextGeneration.Generate(tiny.Replacement.Model, tokens, new GenerationOptions { NTokens = 200 }, () => policy, [], cancellation: client.Token));
+        Assert.Equal(3, policy.Passes);   // not 200: the accelerator is free again
+    }
+
     [Fact]
     public void Seeded_sampling_is_reproducible_and_seeds_matter()
     {
@@ -289,5 +312,9 @@ public class SteeringTests
 
         using var withoutPenalty = new Sampler(temperature: 2, frequencyPenalty: 0, seed: 1).Distribution(logits, [2, 2, 0]);
         Assert.True(withoutPenalty[2].item<float>() > distribution[2].item<float>());
+
+        // TransformerLens applies only a positive penalty: a negative one leaves the distribution alone.
+        using var negative = new Sampler(temperature: 2, frequencyPenalty: -1.5, seed: 1).Distribution(logits, [2, 2, 0]);
+        Assert.True(negative.allclose(withoutPenalty, rtol: 0, atol: 0));
     }
 }

@@ -13,15 +13,17 @@ using GraphFunctions.Tests.Support;
 /// 5xx, and the service keeps serving afterwards.
 /// </summary>
 [Collection(UsesLocalService.Name)]
-public sealed class BadInputTests : IAsyncLifetime
+public sealed class BadInputTests(BadInputTests.Fixture fixture) : IClassFixture<BadInputTests.Fixture>
 {
+    /// <summary>One service for every row, with a small token limit.</summary>
+    public sealed class Fixture : LocalServiceFixture
+    {
+        protected override IDictionary<string, string?> Settings => new Dictionary<string, string?> { ["TOKEN_LIMIT"] = "16" };
+    }
+
     private const string M = "graphfunctions/tiny-gemma-2";
     private const string Feature = """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true}""";
-    private LocalService service = null!;
-
-    public async Task InitializeAsync() => service = await LocalService.StartAsync(settings: new Dictionary<string, string?> { ["TOKEN_LIMIT"] = "16" });
-
-    public async Task DisposeAsync() => await service.DisposeAsync();
+    private readonly LocalService service = fixture.Service;
 
     private static string Graph(string fields) => $$"""{"prompt": "1 2 ", "model_id": "{{M}}"{{fields}}}""";
 

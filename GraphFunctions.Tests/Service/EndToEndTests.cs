@@ -14,15 +14,12 @@ using Microsoft.Extensions.DependencyInjection;
 
 /// <summary>The local host over real HTTP on 127.0.0.1: the seed's requests, the Durable routes and every delivery target.</summary>
 [Collection(UsesLocalService.Name)]
-public sealed class EndToEndTests : IAsyncLifetime
+public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<LocalServiceFixture>
 {
-    private LocalService service = null!;
+    private readonly LocalService service = fixture.Service;
 
     private const string ModelId = "graphfunctions/tiny-gemma-2";
 
-    public async Task InitializeAsync() => service = await LocalService.StartAsync();
-
-    public async Task DisposeAsync() => await service.DisposeAsync();
 
     private static string GraphBody(string slug, string extra = "") =>
         $$"""{"prompt": "1 2 ", "model_id": "{{ModelId}}", "batch_size": 48, "max_n_logits": 10, "desired_logit_prob": 0.95, "node_threshold": 0.8, "edge_threshold": 0.85, "slug_identifier": "{{slug}}", "max_feature_nodes": 5000{{extra}}}""";
@@ -75,17 +72,21 @@ public sealed class EndToEndTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_same_slug_while_running_returns_the_running_job()
+    public async Task The_same_slug_while_running_returns_the_running_job_and_another_request_for_it_is_a_409()
     {
         var gpu = service.Services.GetRequiredService<GpuGate>();
         var held = await gpu.EnterAsync();   // the job cannot progress while the accelerator is held
         try
         {
             using var first = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(GraphBody("e2e-same")));
-            // A second request for the same slug, with other settings, while the first still runs.
-            using var second = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(GraphBody("e2e-same").Replace("5000", "7", StringComparison.Ordinal)));
+            using var retry = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(GraphBody("e2e-same")));
+            // A request for the same slug with other settings while the first still runs.
+            using var other = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(GraphBody("e2e-same").Replace("5000", "7", StringComparison.Ordinal)));
             Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
-            Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
+            Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
+            Assert.Equal(HttpStatusCode.Conflict, other.StatusCode);
+            using var refusal = await JsonOf(other);
+            Assert.Contains("graph job 'e2e-same' is already running with a different request", refusal.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
             var running = await service.Durable.GetInstanceAsync("e2e-same", getInputsAndOutputs: true);
             Assert.False(running!.IsCompleted);
             Assert.Equal(5000, running.ReadInputAs<GraphJob>()!.Request.MaxFeatureNodes);
@@ -95,7 +96,6 @@ public sealed class EndToEndTests : IAsyncLifetime
         {
             held.Dispose();
         }
-        using var done = await service.Http.GetAsync("/jobs/e2e-same/result");
         for (int i = 0; i < 300 && (await service.Durable.GetInstanceAsync("e2e-same"))!.IsCompleted is false; i++) await Task.Delay(100);
         Assert.True((await service.Durable.GetInstanceAsync("e2e-same"))!.IsCompleted);
     }

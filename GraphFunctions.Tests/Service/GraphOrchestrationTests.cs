@@ -48,8 +48,18 @@ public class GraphOrchestrationTests
     /// <summary>Claims every full-size batch runs out of memory: the orchestrator must halve them.</summary>
     public sealed class TightMemoryFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
     {
-        public override Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input) =>
-            input.Count > 8 ? Task.FromResult(new RowBlock(input.Block, 0, OutOfMemory: true)) : base.RunAsync(context, input);
+        private static int refused;
+
+        public static int Refused => refused;
+
+        public static void Reset() => refused = 0;
+
+        public override Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
+        {
+            if (input.Count <= 8) return base.RunAsync(context, input);
+            Interlocked.Increment(ref refused);
+            return Task.FromResult(new RowBlock(input.Block, 0, OutOfMemory: true));
+        }
     }
 
     /// <summary>The app's tasks, with one activity replaced by a subclass under the same name.</summary>
@@ -127,7 +137,11 @@ public class GraphOrchestrationTests
     public async Task A_worker_with_an_empty_cache_mid_job_rebuilds_the_same_state()
     {
         await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<RankFeaturesActivity, ForgetfulRankFeatures>(registry));
+        var states = service.Services.GetRequiredService<JobStates>();
+        int before = states.Rebuilds;
         var (orchestrated, direct, _) = await RunBothAsync(service, Request("forgetful", 40));
+        // The fault happened: every ranking round (two here) forgot the state, so it was prepared again after each.
+        Assert.True(states.Rebuilds - before >= 3, $"{states.Rebuilds - before} preparations");
         AssertSameGraph(direct, orchestrated);
     }
 
@@ -144,8 +158,10 @@ public class GraphOrchestrationTests
     [Fact]
     public async Task A_batch_that_runs_out_of_memory_is_split_in_halves()
     {
+        TightMemoryFeatureRows.Reset();
         await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<FeatureRowsActivity, TightMemoryFeatureRows>(registry));
         var (orchestrated, direct, _) = await RunBothAsync(service, Request("tight", 40));
+        Assert.True(TightMemoryFeatureRows.Refused >= 2, $"{TightMemoryFeatureRows.Refused} batches refused");   // 16-row batches, halved to 8
         AssertSameGraph(direct, orchestrated);
     }
 }

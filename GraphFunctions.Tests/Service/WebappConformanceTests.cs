@@ -18,15 +18,12 @@ using Microsoft.Extensions.DependencyInjection;
 /// The service runs with its default settings: no wait parameter anywhere.
 /// </summary>
 [Collection(UsesLocalService.Name)]
-public sealed class WebappConformanceTests : IAsyncLifetime
+public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClassFixture<LocalServiceFixture>
 {
     private const string ModelId = "graphfunctions/tiny-gemma-2";
     private const string Scan = "tiny-gemma-2";
-    private LocalService service = null!;
+    private readonly LocalService service = fixture.Service;
 
-    public async Task InitializeAsync() => service = await LocalService.StartAsync();
-
-    public async Task DisposeAsync() => await service.DisposeAsync();
 
     /// <summary>The body of graph.ts's generate call: these keys in this order, no compress, no wait.</summary>
     private static string GenerateBody(string prompt, string slug, string? signedUrl, string userName) => new JsonObject

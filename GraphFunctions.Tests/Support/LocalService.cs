@@ -106,3 +106,15 @@ public sealed class LocalService : IAsyncDisposable
         folder.Dispose();
     }
 }
+
+/// <summary>One local service for a whole test class (xunit class fixture); subclasses give it settings.</summary>
+public class LocalServiceFixture : IAsyncLifetime
+{
+    public LocalService Service { get; private set; } = null!;
+
+    protected virtual IDictionary<string, string?>? Settings => null;
+
+    public async Task InitializeAsync() => Service = await LocalService.StartAsync(settings: Settings);
+
+    public async Task DisposeAsync() => await Service.DisposeAsync();
+}

@@ -22,6 +22,12 @@ public sealed record ServiceOptions
     /// <summary>How long /generate-graph waits for its job before answering 202 (under Container Apps' 240 s ingress limit).</summary>
     public int GraphWaitSeconds { get; init; } = RequestSchema.WaitSeconds.DefaultValue;
 
+    /// <summary>The most one delivery (every attempt of an upload together) may take before the job fails.</summary>
+    public TimeSpan UploadTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>How long finished jobs (their Durable history and workspace files) are kept.</summary>
+    public TimeSpan JobRetention { get; init; } = TimeSpan.FromHours(24);
+
     /// <summary>Backward-pass batches computed by one feature-rows activity (amortises the Durable per-activity latency).</summary>
     public int BatchesPerActivity { get; init; } = 8;
 
@@ -45,6 +51,8 @@ public sealed record ServiceOptions
             UpdateInterval = Int(SettingNames.UpdateInterval, RequestSchema.UpdateInterval.DefaultValue),
             GraphWaitSeconds = Int(SettingNames.GraphWaitSeconds, RequestSchema.WaitSeconds.DefaultValue, 0, (int)RequestSchema.WaitSeconds.Maximum),
             BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
+            UploadTimeout = TimeSpan.FromSeconds(Int(SettingNames.UploadTimeoutSeconds, 300)),
+            JobRetention = TimeSpan.FromHours(Int(SettingNames.JobRetentionHours, 24)),
             Model = new ModelSettings
             {
                 ModelId = Get(SettingNames.ModelId) ?? BundledModel.Id,

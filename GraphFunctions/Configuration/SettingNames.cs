@@ -44,6 +44,8 @@ public static class SettingNames
     public const string SignedUrlAllowedHosts = "SIGNED_URL_ALLOWED_HOSTS";
     public const string SteerWaitSeconds = "STEER_WAIT_SECONDS";
     public const string GraphWaitSeconds = "GRAPH_WAIT_SECONDS";
+    public const string UploadTimeoutSeconds = "UPLOAD_TIMEOUT_SECONDS";
+    public const string JobRetentionHours = "JOB_RETENTION_HOURS";
 
     public static IReadOnlyList<string> All { get; } =
     [
@@ -51,5 +53,6 @@ public static class SettingNames
         Secret, HfToken,
         ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds, GraphWaitSeconds,
+        UploadTimeoutSeconds, JobRetentionHours,
     ];
 }

@@ -6,16 +6,27 @@ using Attribution.Pipeline;
 /// <summary>
 /// One graph job: the orchestration's input. The HTTP starter also stores it in the workspace.
 /// Each feature-rows activity computes <see cref="BatchesPerActivity"/> backward-pass batches.
+/// <see cref="RunId"/> names this run of the slug: a resubmitted slug is a new run, and nothing
+/// a worker prepared for an earlier run may serve it.
 /// </summary>
-public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, string? SignedUrl, bool Compress, bool ToBlob, int BatchesPerActivity = 1)
+public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, string? SignedUrl, bool Compress, bool ToBlob, int BatchesPerActivity = 1,
+    string RunId = "")
 {
     public bool Delivers => SignedUrl is not null || ToBlob;
+
+    /// <summary>Whether <paramref name="other"/> asks for the same graph delivered the same way (a client's retry).</summary>
+    public bool SameWorkAs(GraphJob other) =>
+        JobId == other.JobId && Request == other.Request && Tokens.AsSpan().SequenceEqual(other.Tokens)
+        && SignedUrl == other.SignedUrl && Compress == other.Compress && ToBlob == other.ToBlob;
 }
 
 /// <summary>Where a job keeps its artifacts in the workspace store.</summary>
 public static class JobKeys
 {
-    public static string Prefix(string jobId) => $"jobs/{jobId}/";
+    /// <summary>Where every job's folder lives.</summary>
+    public const string AllJobs = "jobs/";
+
+    public static string Prefix(string jobId) => $"{AllJobs}{jobId}/";
     public static string Job(string jobId) => $"jobs/{jobId}/job.json";
     public static string Graph(string jobId) => $"jobs/{jobId}/graph.json";
     public static string Rows(string jobId, string block) => $"jobs/{jobId}/rows/{block}";

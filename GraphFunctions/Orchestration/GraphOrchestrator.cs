@@ -40,11 +40,19 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
             int slice = batchSize * Math.Max(1, job.BatchesPerActivity);
             var batches = Enumerable.Range(0, (queue.Count + slice - 1) / slice)
                 .Select(i => new FeatureBatch(job.JobId, queue.Key, i * slice, Math.Min(slice, queue.Count - i * slice), $"r{round}-b{i}"));
-            var results = await Task.WhenAll(batches.Select(batch => RowsHalvingOnOutOfMemory(context, batch, batchSize)));
-            blocks.AddRange(results.SelectMany(r => r).Select(r => r.Block));
+            var slices = batches.Select(batch => RowsHalvingOnOutOfMemory(context, batch, batchSize)).ToList();
+            // Progress moves as slices finish (Durable replays WhenAny in history order, so this stays deterministic).
+            int rowsDone = 0;
+            for (var pending = slices.ToList(); pending.Count > 0;)
+            {
+                var finished = await Task.WhenAny(pending);
+                pending.Remove(finished);
+                rowsDone += (await finished).Sum(block => block.Rows);
+                Report("feature rows", visited + rowsDone, prepared.MaxFeatures);
+            }
+            blocks.AddRange(slices.SelectMany(slice => slice.Result).Select(block => block.Block));   // in queue order
             visited += queue.Count;
             round++;
-            Report("feature rows", visited, prepared.MaxFeatures);
         }
 
         Report("assemble", visited, prepared.MaxFeatures);
@@ -54,6 +62,13 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
         {
             Report("deliver", visited, prepared.MaxFeatures);
             delivery = await context.CallActivityAsync<DeliveryOutcome>(nameof(DeliverGraphActivity), job.JobId, Retry);
+            if (!delivery.Success)
+            {
+                // The job failed: its status names the reason, and the waiting client gets it as {"error": ...}.
+                await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
+                Report("delivery failed", visited, prepared.MaxFeatures);
+                throw new GraphDeliveryFailedException(delivery.Message);
+            }
         }
         await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
         Report("done", visited, prepared.MaxFeatures);
@@ -72,5 +87,23 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
         var first = await RowsHalvingOnOutOfMemory(context, batch with { Count = half, Block = batch.Block + "a", Shrunk = shrink }, batchSize);
         var second = await RowsHalvingOnOutOfMemory(context, batch with { Offset = batch.Offset + half, Count = batch.Count - half, Block = batch.Block + "b", Shrunk = shrink }, batchSize);
         return [.. first, .. second];
+    }
+}
+
+/// <summary>A graph was made but could not be delivered; the message says where and why.</summary>
+public sealed class GraphDeliveryFailedException : Exception
+{
+    public GraphDeliveryFailedException()
+    {
+    }
+
+    public GraphDeliveryFailedException(string message)
+        : base(message)
+    {
+    }
+
+    public GraphDeliveryFailedException(string message, Exception inner)
+        : base(message, inner)
+    {
     }
 }

@@ -24,8 +24,9 @@ public sealed class JobState(GraphJob job, PreparedPrompt prompt, AttributionCon
 }
 
 /// <summary>
-/// Prepared states of the most recent jobs on this worker, keyed by job id. An activity that
-/// lands on a worker without its job's state rebuilds it from the job stored in the workspace:
+/// Prepared states of the most recent jobs on this worker, keyed by run (job id and run id: a
+/// resubmitted slug never sees the state of an earlier request). An activity that lands on a
+/// worker without its run's state rebuilds it from the job stored in the workspace:
 /// preparation is deterministic, so every worker computes identical rows.
 /// </summary>
 public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDisposable
@@ -33,6 +34,7 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
     private const int Capacity = 2;
     private readonly Lock gate = new();
     private readonly LinkedList<JobState> recent = new();
+    private int rebuilds;
 
     /// <summary>Forgets every prepared state (what a fresh worker looks like).</summary>
     public void Clear()
@@ -44,11 +46,16 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         }
     }
 
+    /// <summary>How many states this worker has prepared (not found in its cache).</summary>
+    public int Rebuilds => Volatile.Read(ref rebuilds);
+
     public async Task<JobState> GetAsync(string jobId, CancellationToken cancellation = default)
     {
+        // The stored job names the current run; it is small, and reading it is what keeps a cache honest across workers.
+        var job = await ReadJobAsync(workspace, jobId, cancellation);
         lock (gate)
         {
-            var found = recent.FirstOrDefault(s => s.Job.JobId == jobId);
+            var found = recent.FirstOrDefault(s => s.Job.JobId == jobId && s.Job.RunId == job.RunId);
             if (found is not null)
             {
                 recent.Remove(found);
@@ -56,7 +63,7 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
                 return found;
             }
         }
-        var job = await ReadJobAsync(workspace, jobId, cancellation);
+        Interlocked.Increment(ref rebuilds);
         var model = await models.GetAsync();
         var prompt = PreparedPrompt.Prepare(model.Replacement, job.Tokens);
         var context = new AttributionContext(model.Replacement, prompt, job.Request.BatchSize);

@@ -2,6 +2,7 @@ namespace GraphFunctions.Orchestration;
 
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 /// <summary>
@@ -41,6 +42,11 @@ public static class OrchestrationFunctions
     [Function(nameof(CleanupJobActivity))]
     public static Task<bool> CleanupJob([ActivityTrigger] string jobId, FunctionContext function) =>
         Run<CleanupJobActivity, string, bool>(function, jobId);
+
+    /// <summary>Hourly: purge the jobs past JOB_RETENTION_HOURS (the workspace container's lifecycle rule catches any orphan).</summary>
+    [Function("PurgeExpiredJobs")]
+    public static Task PurgeExpiredJobs([TimerTrigger("0 17 * * * *")] TimerInfo timer, [DurableClient] DurableTaskClient client, FunctionContext function) =>
+        function.InstanceServices.GetRequiredService<JobRetention>().PurgeExpiredAsync(client, DateTimeOffset.UtcNow, function.CancellationToken);
 
     private static Task<TOut> Run<TActivity, TIn, TOut>(FunctionContext function, TIn input) where TActivity : TaskActivity<TIn, TOut> =>
         function.InstanceServices.GetRequiredService<TActivity>().RunAsync(new FunctionActivityContext(typeof(TActivity).Name, InstanceId(function)), input);

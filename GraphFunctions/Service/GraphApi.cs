@@ -24,6 +24,14 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>Seconds a Durable-aware client should wait before polling the status URL (Durable's own value).</summary>
     public const int RetryAfterSeconds = 10;
 
+    /// <summary>The most an external event may carry: events steer a job, they do not carry data.</summary>
+    public const int MaxEventBytes = 64 * 1024;
+
+    private readonly KeyedLock slugLocks = new();
+
+    /// <summary>Slugs whose lock is held or awaited now (0 when no request is in flight).</summary>
+    public int HeldSlugLocks => slugLocks.HeldKeys;
+
     public async Task<IResult> GenerateGraphAsync(HttpRequest request, DurableTaskClient client, CancellationToken cancellation)
     {
         var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, RequestSchema.ModelId, cancellation);
@@ -46,8 +54,8 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, options.TokenLimit);
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
-        var job = new GraphJob(graphRequest.Slug, graphRequest, tokens!, signedUrl, compress, toBlob, options.BatchesPerActivity);
-        await StartOrFindAsync(client, job, cancellation);
+        var job = new GraphJob(graphRequest.Slug, graphRequest, tokens!, signedUrl, compress, toBlob, options.BatchesPerActivity, RunId: Guid.NewGuid().ToString("N"));
+        if (await StartOrFindAsync(client, job, cancellation) is { } refused) return refused;
         if (waitSeconds > 0 && await WaitAsync(client, job.JobId, waitSeconds, cancellation) is { } finished)
             return await ResultOfAsync(finished, cancellation);
         return Accepted(request, job.JobId);
@@ -108,17 +116,31 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         if (secret.Refusal(request) is { } refused) return refused;
         var instance = await client.GetInstanceAsync(id, cancellation);
         if (instance is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'");
-        using var reader = new StreamReader(request.Body);
-        string payload = await reader.ReadToEndAsync(cancellation);
+        if (request.ContentLength > MaxEventBytes) return EventTooLarge();
+        var body = new MemoryStream();
+        var chunk = new byte[8192];
+        for (int read; (read = await request.Body.ReadAsync(chunk, cancellation)) > 0;)
+        {
+            if (body.Length + read > MaxEventBytes) return EventTooLarge();
+            body.Write(chunk, 0, read);
+        }
+        string payload = System.Text.Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length);
         await client.RaiseEventAsync(id, eventName, payload, cancellation);
         return Results.Accepted();
     }
 
-    /// <summary>The same slug while its job runs returns that job; a finished one is replaced by a new run.</summary>
-    private async Task StartOrFindAsync(DurableTaskClient client, GraphJob job, CancellationToken cancellation)
+    /// <summary>
+    /// Job identity: one run of a slug at a time. Under the slug's lock (every request on this
+    /// host), a running job asked for again with the same work is joined (a client's retry), with
+    /// other work it is a 409; a finished one is purged and replaced by a new run with a fresh run
+    /// id. A start racing in from another host loses at the provider's instance-id check and is
+    /// judged against the winner the same way. Null: the job runs (or ran) and may be waited for.
+    /// </summary>
+    private async Task<IResult?> StartOrFindAsync(DurableTaskClient client, GraphJob job, CancellationToken cancellation)
     {
-        var existing = await client.GetInstanceAsync(job.JobId, cancellation);
-        if (existing is { IsCompleted: false }) return;
+        using var held = await slugLocks.EnterAsync(job.JobId, cancellation);
+        var existing = await client.GetInstanceAsync(job.JobId, getInputsAndOutputs: true, cancellation);
+        if (existing is { IsCompleted: false }) return JoinOrRefuse(existing, job);
         if (existing is not null)
         {
             await client.PurgeInstanceAsync(job.JobId, cancellation: cancellation);
@@ -128,13 +150,20 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(nameof(GraphOrchestrator), job, new StartOrchestrationOptions(job.JobId), cancellation);
+            return null;
         }
         catch (Exception) when (!cancellation.IsCancellationRequested)
         {
-            // A concurrent request with the same slug may have started it first: that run is the answer.
-            if (await client.GetInstanceAsync(job.JobId, cancellation) is not { IsCompleted: false }) throw;
+            if (await client.GetInstanceAsync(job.JobId, getInputsAndOutputs: true, cancellation) is not { IsCompleted: false } winner) throw;
+            return JoinOrRefuse(winner, job);
         }
     }
+
+    private static IResult? JoinOrRefuse(OrchestrationMetadata running, GraphJob job) =>
+        running.ReadInputAs<GraphJob>() is { } runningJob && runningJob.SameWorkAs(job)
+            ? null
+            : ApiResults.Error(StatusCodes.Status409Conflict,
+                $"graph job '{job.JobId}' is already running with a different request; wait for it (GET /jobs/{job.JobId}) or terminate it (POST /jobs/{job.JobId}/terminate)");
 
     private static async Task<OrchestrationMetadata?> WaitAsync(DurableTaskClient client, string id, int seconds, CancellationToken cancellation)
     {
@@ -153,14 +182,19 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>The seed's response: the graph itself, or the upload's success/error message.</summary>
     private async Task<IResult> ResultOfAsync(OrchestrationMetadata instance, CancellationToken cancellation)
     {
-        if (instance.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
+        switch (instance.RuntimeStatus)
         {
-            string reason = instance.FailureDetails?.ErrorMessage ?? instance.RuntimeStatus.ToString();
-            return ApiResults.Error(StatusCodes.Status500InternalServerError, $"graph generation did not complete: {reason}");
+            case OrchestrationRuntimeStatus.Terminated:
+                return ApiResults.Error(StatusCodes.Status410Gone,
+                    $"graph job '{instance.InstanceId}' was terminated{(Parse(instance.SerializedOutput) is { } why ? $": {why}" : "")}");
+            case OrchestrationRuntimeStatus.Failed when instance.FailureDetails?.IsCausedBy<GraphDeliveryFailedException>() == true:
+                return ApiResults.Error(StatusCodes.Status502BadGateway, instance.FailureDetails.ErrorMessage);
+            case not OrchestrationRuntimeStatus.Completed:
+                string reason = instance.FailureDetails?.ErrorMessage ?? instance.RuntimeStatus.ToString();
+                return ApiResults.Error(StatusCodes.Status500InternalServerError, $"graph generation did not complete: {reason}");
         }
         var result = instance.ReadOutputAs<GraphJobResult>()!;
-        if (result.Delivery is { } delivered)
-            return delivered.Success ? Results.Json(new { success = delivered.Message }) : ApiResults.Error(StatusCodes.Status502BadGateway, delivered.Message);
+        if (result.Delivery is { } delivered) return Results.Json(new { success = delivered.Message });
         var graph = await workspace.OpenReadAsync(result.Graph.GraphKey, cancellation);
         return ApiResults.Stream(async body =>
         {
@@ -218,11 +252,22 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         }
     }
 
+    private static IResult EventTooLarge() =>
+        ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"event payload exceeds {MaxEventBytes} bytes");
+
+    /// <summary>A serialized Durable value as JSON; text that is not JSON (a failed run's output may be) as a string.</summary>
     private static JsonElement? Parse(string? json)
     {
         if (json is null) return null;
-        using var document = JsonDocument.Parse(json);
-        return document.RootElement.Clone();
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return JsonSerializer.SerializeToElement(json);
+        }
     }
 
     private static string NewSlug() => $"graph-{DateTime.UtcNow:yyyyMMddHHmmss}-{Guid.NewGuid():N}"[..40];

@@ -5,13 +5,31 @@ using GraphFunctions.Storage;
 using Microsoft.Extensions.Logging;
 
 /// <summary>Delivers a finished graph from the workspace to S3 (presigned PUT) or Azure Blob, worded as the seed answers.</summary>
-public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader s3, BlobGraphDelivery? blobs, ILogger<GraphDelivery> log)
+public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader s3, BlobGraphDelivery? blobs, ILogger<GraphDelivery> log, TimeSpan? deadline = null)
 {
+    private readonly TimeSpan deadline = deadline ?? TimeSpan.FromSeconds(300);
+
     public const string UploadFailed = "Failed to upload file";
 
     public bool BlobConfigured => blobs is not null;
 
+    /// <summary>Delivers within the deadline: a host that accepts and never answers fails the job instead of holding a worker.</summary>
     public async Task<DeliveryOutcome> DeliverAsync(GraphJob job, string graphKey, CancellationToken cancellation = default)
+    {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        bounded.CancelAfter(deadline);
+        try
+        {
+            return await DeliverOnceAsync(job, graphKey, bounded.Token);
+        }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            log.LogError("Delivering graph {Job} did not finish within {Deadline}", job.JobId, deadline);
+            return new DeliveryOutcome(false, $"{UploadFailed}: no answer within the upload deadline of {deadline.TotalSeconds:0} s (UPLOAD_TIMEOUT_SECONDS)", null);
+        }
+    }
+
+    private async Task<DeliveryOutcome> DeliverOnceAsync(GraphJob job, string graphKey, CancellationToken cancellation)
     {
         try
         {
@@ -30,7 +48,7 @@ public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader
         catch (Exception e) when (e is GraphDeliveryException or Azure.RequestFailedException or IOException or HttpRequestException)
         {
             log.LogError(e, "Delivering graph {Job} failed", job.JobId);
-            return new DeliveryOutcome(false, UploadFailed, null);
+            return new DeliveryOutcome(false, $"{UploadFailed}: {e.Message}", null);
         }
     }
 }

@@ -43,7 +43,8 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         using var slot = await gpu.TryEnterAsync(options.SteerWait, cancellation);
         if (slot is null) return ApiRequests.Busy();
         var vocabulary = new SteeringVocabulary(model.Tokenizer.BosId, model.Tokenizer.EosIds);
-        var result = await Task.Run(() => Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary), cancellation);
+        // The request's token is cancelled when the client disconnects: generation stops and the slot frees.
+        var result = await Task.Run(() => Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation), cancellation);
 
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))

@@ -29,9 +29,10 @@ public static class ServiceRegistration
         services.AddSingleton(sp => new S3PresignedUploader(S3PresignedUploader.CreateHttpClient(), sp.GetRequiredService<SignedUrlPolicy>(),
             logger: sp.GetRequiredService<ILoggerFactory>().CreateLogger<S3PresignedUploader>()));
         services.AddSingleton(sp => new GraphDelivery(sp.GetRequiredService<IWorkspaceStore>(), sp.GetRequiredService<S3PresignedUploader>(),
-            StorageSetup.CreateBlobDelivery(configuration), sp.GetRequiredService<ILogger<GraphDelivery>>()));
+            StorageSetup.CreateBlobDelivery(configuration), sp.GetRequiredService<ILogger<GraphDelivery>>(), options.UploadTimeout));
 
         services.AddSingleton<JobStates>();
+        services.AddSingleton(sp => new JobRetention(sp.GetRequiredService<IWorkspaceStore>(), options.JobRetention, sp.GetRequiredService<ILogger<JobRetention>>()));
         services.AddSingleton<GraphApi>();
         services.AddSingleton<ModelApi>();
         foreach (var activity in ActivityTypes) services.AddTransient(activity);

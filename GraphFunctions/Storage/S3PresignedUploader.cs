@@ -21,14 +21,18 @@ public sealed class S3PresignedUploader(HttpClient http, SignedUrlPolicy policy,
     private readonly UploadRetry retry = retry ?? UploadRetry.Default;
     private readonly ILogger logger = logger ?? NullLogger.Instance;
 
+    /// <summary>How long connecting to the upload host may take: a host that does not accept is given up on quickly.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// The HttpClient this uploader is meant for: no redirects (a redirect could lead the graph
-    /// off the allowlist) and a timeout long enough for a 100 MB body.
+    /// off the allowlist), a short connect timeout, and no timeout of its own otherwise — the
+    /// caller's deadline (UPLOAD_TIMEOUT_SECONDS) bounds every attempt together.
     /// </summary>
     public static HttpClient CreateHttpClient() =>
-        new(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+        new(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5), ConnectTimeout = ConnectTimeout })
         {
-            Timeout = TimeSpan.FromMinutes(10),
+            Timeout = Timeout.InfiniteTimeSpan,
         };
 
     /// <summary>PUTs the graph stored under <paramref name="graphKey"/>; throws <see cref="GraphDeliveryException"/> when it cannot.</summary>

@@ -112,6 +112,14 @@ param steerWaitSeconds int = 30
 @maxValue(235)
 param graphWaitSeconds int = 220
 
+@description('UPLOAD_TIMEOUT_SECONDS: the most one graph delivery (all upload attempts) may take before its job fails.')
+@minValue(1)
+param uploadTimeoutSeconds int = 300
+
+@description('JOB_RETENTION_HOURS: how long finished graph jobs and their workspace files are kept.')
+@minValue(1)
+param jobRetentionHours int = 24
+
 @description('UPDATE_INTERVAL: batches between feature re-rankings (the Neuronpedia server ranks once: 1000).')
 @minValue(1)
 param updateInterval int = 1000
@@ -240,6 +248,8 @@ module functionApp 'modules/functionapp.bicep' = {
     signedUrlAllowedHosts: signedUrlAllowedHosts
     steerWaitSeconds: steerWaitSeconds
     graphWaitSeconds: graphWaitSeconds
+    uploadTimeoutSeconds: uploadTimeoutSeconds
+    jobRetentionHours: jobRetentionHours
     updateInterval: updateInterval
     batchesPerActivity: batchesPerActivity
     lazyEncoders: lazyEncoders

@@ -66,6 +66,8 @@ param tokenLimit int
 param signedUrlAllowedHosts string
 param steerWaitSeconds int
 param graphWaitSeconds int
+param uploadTimeoutSeconds int
+param jobRetentionHours int
 
 @description('Batches between feature re-rankings.')
 param updateInterval int
@@ -241,6 +243,14 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'GRAPH_WAIT_SECONDS'
               value: string(graphWaitSeconds)
+            }
+            {
+              name: 'UPLOAD_TIMEOUT_SECONDS'
+              value: string(uploadTimeoutSeconds)
+            }
+            {
+              name: 'JOB_RETENTION_HOURS'
+              value: string(jobRetentionHours)
             }
           ]
           volumeMounts: [

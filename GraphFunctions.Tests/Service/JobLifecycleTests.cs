@@ -1,0 +1,210 @@
+namespace GraphFunctions.Tests.Service;
+
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using GraphFunctions.Orchestration;
+using GraphFunctions.Service;
+using GraphFunctions.Tests.Storage;
+using GraphFunctions.Tests.Support;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+/// <summary>
+/// Job identity and bounded faults, as a client that retries, resubmits and misbehaves meets
+/// them: one run per slug, no state shared between requests, failures named, nothing that grows
+/// without bound.
+/// </summary>
+[Collection(UsesLocalService.Name)]
+public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixture<LocalServiceFixture>
+{
+    private const string ModelId = "graphfunctions/tiny-gemma-2";
+    private readonly LocalService service = fixture.Service;
+
+    private static string Body(string slug, string prompt = "1 2 3", string extra = "") =>
+        $$"""{"prompt": "{{prompt}}", "model_id": "{{ModelId}}", "slug_identifier": "{{slug}}", "max_feature_nodes": 50{{extra}}}""";
+
+    private static async Task<JsonDocument> JsonOf(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+    [Fact]
+    public async Task Ten_identical_submissions_at_once_make_one_run_and_every_caller_gets_its_graph()
+    {
+        var responses = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => service.Http.PostAsync("/generate-graph", LocalService.Json(Body("same-ten")))));
+        var bodies = new List<string>();
+        foreach (var response in responses)
+        {
+            using (response)
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                bodies.Add(await response.Content.ReadAsStringAsync());
+            }
+        }
+        Assert.Single(bodies.Distinct());   // one run: the same graph, timestamps included
+        using var graph = JsonDocument.Parse(bodies[0]);
+        GraphSchema.AssertValid(graph);
+        var instance = await service.Durable.GetInstanceAsync("same-ten");
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, instance!.RuntimeStatus);
+        Assert.Equal(0, service.Services.GetRequiredService<GraphApi>().HeldSlugLocks);   // nothing kept per slug after the requests
+    }
+
+    [Fact]
+    public async Task A_finished_slug_submitted_with_a_new_prompt_is_a_new_run_of_the_new_request()
+    {
+        using var first = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("resubmitted", "1 2 3")));
+        using var firstGraph = await JsonOf(first);
+        using var second = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("resubmitted", "4 5 6 7")));
+        using var secondGraph = await JsonOf(second);
+        using var deleted = await service.Http.DeleteAsync("/jobs/resubmitted");
+        Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+        using var third = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("resubmitted", "8 9")));
+        using var thirdGraph = await JsonOf(third);
+
+        string Prompt(JsonDocument graph) => graph.RootElement.GetProperty("metadata").GetProperty("prompt").GetString()!;
+        Assert.EndsWith("1 2 3", Prompt(firstGraph), StringComparison.Ordinal);
+        Assert.EndsWith("4 5 6 7", Prompt(secondGraph), StringComparison.Ordinal);
+        Assert.EndsWith("8 9", Prompt(thirdGraph), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_failed_upload_fails_the_job_and_names_the_reason()
+    {
+        using var s3 = new ScriptedPutServer(HttpStatusCode.Forbidden);
+        using var response = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("refused-upload", extra: $", \"signed_url\": \"{s3.Url}\"")));
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        using var answer = await JsonOf(response);
+        string error = answer.RootElement.GetProperty("error").GetString()!;
+        Assert.Contains("HTTP 403", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("X-Amz-Signature", error, StringComparison.Ordinal);
+
+        using var status = await JsonOf(await service.Http.GetAsync("/jobs/refused-upload"));
+        Assert.Equal("Failed", status.RootElement.GetProperty("runtimeStatus").GetString());
+        Assert.Contains("HTTP 403", status.RootElement.GetProperty("failure").GetString(), StringComparison.Ordinal);
+        Assert.Single(s3.Received);   // a 403 is not retried
+    }
+
+    [Fact]
+    public async Task An_upload_host_that_never_answers_fails_the_job_at_the_deadline_and_frees_the_worker()
+    {
+        await using var impatient = await LocalService.StartAsync(settings: new Dictionary<string, string?> { ["UPLOAD_TIMEOUT_SECONDS"] = "2" });
+        using var hung = new HungServer();
+        using var response = await impatient.Http.PostAsync("/generate-graph", LocalService.Json(Body("hung-upload", extra: $", \"signed_url\": \"{hung.Url}\"")));
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        using var answer = await JsonOf(response);
+        Assert.Contains("no answer within the upload deadline of 2 s", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.True(hung.Accepted >= 1, "the upload reached the hung host");
+
+        using var next = await impatient.Http.PostAsync("/generate-graph", LocalService.Json(Body("after-hung")));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_result_of_a_terminated_job_is_a_410_naming_the_reason()
+    {
+        using (await service.Services.GetRequiredService<GpuGate>().EnterAsync())
+        {
+            using var started = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("terminated")));
+            Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+            using var terminate = await service.Http.PostAsync("/jobs/terminated/terminate?reason=changed+my+mind", null);
+            Assert.Equal(HttpStatusCode.Accepted, terminate.StatusCode);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            await service.Durable.WaitForInstanceCompletionAsync("terminated", timeout.Token);
+        }
+        using var result = await service.Http.GetAsync("/jobs/terminated/result");
+        Assert.Equal(HttpStatusCode.Gone, result.StatusCode);
+        using var answer = await JsonOf(result);
+        Assert.Contains("was terminated: changed my mind", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Events_above_the_cap_are_refused_with_413()
+    {
+        using (await service.Services.GetRequiredService<GpuGate>().EnterAsync())
+        {
+            using var started = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("evented")));
+            using var small = await service.Http.PostAsync("/jobs/evented/raiseEvent/note", LocalService.Json("\"hello\""));
+            Assert.Equal(HttpStatusCode.Accepted, small.StatusCode);
+            using var large = await service.Http.PostAsync("/jobs/evented/raiseEvent/note", LocalService.Json($"\"{new string('x', GraphApi.MaxEventBytes)}\""));
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.StatusCode);
+            // Without a Content-Length (chunked), the cap holds while reading.
+            using var chunked = new HttpRequestMessage(HttpMethod.Post, "/jobs/evented/raiseEvent/note")
+            {
+                Content = new PushStreamContent(new string('y', 3 * GraphApi.MaxEventBytes)),
+            };
+            using var streamed = await service.Http.SendAsync(chunked);
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, streamed.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Finished_jobs_are_purged_after_the_retention_and_orphaned_folders_removed()
+    {
+        using var made = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("expiring")));
+        Assert.Equal(HttpStatusCode.OK, made.StatusCode);
+        await JobStates.WriteJobAsync(service.Workspace, (await JobStates.ReadJobAsync(service.Workspace, "expiring")) with { JobId = "orphan" });
+        var retention = service.Services.GetRequiredService<JobRetention>();
+
+        Assert.Equal(0, await retention.PurgeExpiredAsync(service.Durable, DateTimeOffset.UtcNow));   // within the retention: kept
+        Assert.NotNull(await service.Durable.GetInstanceAsync("expiring"));
+        Assert.True(await retention.PurgeExpiredAsync(service.Durable, DateTimeOffset.UtcNow.AddHours(25)) >= 1);
+        Assert.Null(await service.Durable.GetInstanceAsync("expiring"));
+        Assert.Empty(await service.Workspace.ListAsync(JobKeys.Prefix("expiring")));
+
+        Assert.Equal(1, await retention.RemoveOrphansAsync(service.Durable));
+        Assert.Empty(await service.Workspace.ListAsync(JobKeys.Prefix("orphan")));
+    }
+
+    /// <summary>A host that accepts connections and never answers (the D3 fault).</summary>
+    private sealed class HungServer : IDisposable
+    {
+        private readonly TcpListener listener = new(IPAddress.Loopback, 0);
+        private readonly List<TcpClient> held = [];
+        private int accepted;
+
+        public HungServer()
+        {
+            listener.Start();
+            Url = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/graphs/hung.json?X-Amz-Signature=secret");
+            _ = AcceptAsync();
+        }
+
+        public Uri Url { get; }
+
+        public int Accepted => Volatile.Read(ref accepted);
+
+        private async Task AcceptAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await listener.AcceptTcpClientAsync();
+                    lock (held) held.Add(client);
+                    Interlocked.Increment(ref accepted);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Stopped.
+            }
+        }
+
+        public void Dispose()
+        {
+            listener.Stop();
+            lock (held) foreach (var client in held) client.Dispose();
+        }
+    }
+
+    /// <summary>A body sent without a Content-Length.</summary>
+    private sealed class PushStreamContent(string text) : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
+            stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text)).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+}
