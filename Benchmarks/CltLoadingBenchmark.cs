@@ -17,7 +17,6 @@ internal static class CltLoadingBenchmark
 {
     public static int Run(string[] args)
     {
-        TorchInfo.ReturnFreedTensorMemoryToTheSystem();
         const int layers = 8, dModel = 512, features = 65_536;
         string work = Path.Combine(Path.GetTempPath(), "gf-bench-clt");
         string model = Path.Combine(work, "model"), transcoders = Path.Combine(work, "transcoders");

@@ -43,7 +43,6 @@ public sealed class LoadedModel : IDisposable
     /// </summary>
     public static async Task<LoadedModel> LoadAsync(ModelSettings settings, HubClient? hub, ILogger? log = null, CancellationToken cancellation = default)
     {
-        TorchInfo.ReturnFreedTensorMemoryToTheSystem();
         var device = torch.device(settings.Device);
         string modelId = settings.ModelId;
         string? transcoderSet = settings.TranscoderSet;
@@ -86,6 +85,7 @@ public sealed class LoadedModel : IDisposable
             string scan = settings.NeuronpediaModelId ?? (modelId == BundledModel.Id ? BundledModel.Scan : NeuronpediaIds.ScanFor(modelId));
             log?.LogInformation("Serving {Model} (scan {Scan}) with transcoders {Set}: {Layers} layers, {Features} features per layer",
                 modelId, scan, transcoderSet, transcoders.NLayers, transcoders.DTranscoder);
+            TorchInfo.ReleaseFreedMemory();   // what loading streamed through (encoder chunks, conversions)
             return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders), tokenizer);
         }
         catch

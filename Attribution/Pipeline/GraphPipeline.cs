@@ -21,8 +21,15 @@ public static class GraphPipeline
     public static GraphSummary Generate(LoadedModel model, GraphRequest request, Stream output, IProgress<AttributionProgress>? progress = null, GeneratorInfo? generator = null)
     {
         var tokens = model.Tokenize(request.Prompt);
-        using var result = Attributor.Attribute(model.Replacement, tokens, request.Attribution, progress);
-        return WriteGraph(model, result.Graph, request, output, result.Timings, generator);
+        try
+        {
+            using var result = Attributor.Attribute(model.Replacement, tokens, request.Attribution, progress);
+            return WriteGraph(model, result.Graph, request, output, result.Timings, generator);
+        }
+        finally
+        {
+            TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
+        }
     }
 
     /// <summary>Prunes <paramref name="graph"/>, scores it and writes its JSON to <paramref name="output"/>.</summary>

@@ -157,6 +157,7 @@ public class CleanupJobActivity(IWorkspaceStore workspace) : TaskActivity<string
     {
         await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(input));
         await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(input));
+        Attribution.TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
         return true;
     }
 }

@@ -44,7 +44,17 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         if (slot is null) return ApiRequests.Busy();
         var vocabulary = new SteeringVocabulary(model.Tokenizer.BosId, model.Tokenizer.EosIds);
         // The request's token is cancelled when the client disconnects: generation stops and the slot frees.
-        var result = await Task.Run(() => Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation), cancellation);
+        var result = await Task.Run(() =>
+        {
+            try
+            {
+                return Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation);
+            }
+            finally
+            {
+                Attribution.TorchInfo.ReleaseFreedMemory();
+            }
+        }, cancellation);
 
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
