@@ -20,6 +20,9 @@ public static class LocalHostApp
 {
     public const string DefaultUrl = "http://127.0.0.1:5004";
 
+    /// <summary>Run as a worker: take activities from the persistent task hub, serve no routes.</summary>
+    public const string WorkerFlag = "--worker";
+
     /// <param name="tasks">Replaces the default task registrations (tests register faulty activities).</param>
     public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null, Action<DurableTaskRegistry>? tasks = null)
     {
@@ -27,18 +30,24 @@ public static class LocalHostApp
         var fileSettings = LocalSettingsFile();
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = fileSettings });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
-        if (builder.Configuration["urls"] is null) builder.WebHost.UseUrls(DefaultUrl);
+        if (args.Contains(WorkerFlag)) builder.WebHost.UseUrls("http://127.0.0.1:0");
+        else if (builder.Configuration["urls"] is null) builder.WebHost.UseUrls(DefaultUrl);
         // The framework, the in-process Durable engine and gRPC log every request at Information.
         foreach (var chatty in new[] { "Microsoft.AspNetCore", "Microsoft.DurableTask", "DurableTask", "Grpc", "Microsoft.Extensions.Hosting" })
             builder.Logging.AddFilter(chatty, LogLevel.Warning);
 
         builder.Services.AddGraphService(builder.Configuration);
-        // The in-process engine talks to its workers over gRPC on loopback: give it a port known to be free.
-        builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks, new InMemoryDurableTaskOptions { Port = FreeLoopbackPort() });
+        // The Durable engine talks to its worker over gRPC on loopback: give it a port known to be free.
+        var durable = DurableStorage.From(builder.Configuration);
+        if (durable.Persistent)
+            builder.Services.AddDurableOnAzureStorage(tasks ?? RegisterTasks, durable.ConnectionString!, durable.TaskHub, FreeLoopbackPort());
+        else
+            builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks, new InMemoryDurableTaskOptions { Port = FreeLoopbackPort() });
         builder.Services.AddHostedService<JobRetentionService>();
 
         var app = builder.Build();
-        MapRoutes(app);
+        // A worker (--worker) joins the task hub to run activities; it serves no routes.
+        if (!args.Contains(WorkerFlag)) MapRoutes(app);
         return app;
     }
 

@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
 # Sets up and runs the main job on the embedded default: the local host (the Functions app's
-# routes and Durable orchestration, in process) on http://127.0.0.1:5004, serving the bundled
-# tiny model when no model is configured. Settings: local.settings.json if present, else
-# local.settings.example.json, then environment variables (e.g. MODEL_ID, MODEL_PATH,
-# TRANSCODER_SET, SECRET). Stop with Ctrl+C.
+# routes and Durable orchestration) on http://127.0.0.1:5004, serving the bundled tiny model when
+# no model is configured. Durable state lives in Azurite (the Azure Storage provider, as in
+# Azure; data in .data/azurite-jobs), started here and stopped with the host, so jobs survive a
+# restart. `scripts/run.sh --worker` in a second terminal adds a worker process that shares the
+# jobs' activities. Settings: local.settings.json if present, else local.settings.example.json,
+# then environment variables (e.g. MODEL_ID, MODEL_PATH, TRANSCODER_SET, SECRET,
+# DURABLE_STORAGE=in-memory). Stop with Ctrl+C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dotnet build GraphFunctions.LocalHost -c Release --nologo -v quiet
-# The in-process Durable engine caps concurrent work at the processor count; let fan-out run.
+# The Durable dispatcher caps concurrent work at the processor count; let fan-out run.
 export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}"
-echo "GraphFunctions local host on http://127.0.0.1:5004 (docs: http://127.0.0.1:5004/docs)"
-exec dotnet GraphFunctions.LocalHost/bin/Release/net10.0/linux-x64/GraphFunctions.LocalHost.dll "$@"
+
+# Azurite for the task hub, unless one is already up (the first run.sh of a host and a worker owns it).
+if ! (exec 3<>/dev/tcp/127.0.0.1/10000) 2>/dev/null; then
+  scripts/test-services.sh run-azurite
+  trap 'scripts/test-services.sh stop-azurite' EXIT
+fi
+
+if [[ " $* " == *" --worker "* ]]; then
+  echo "GraphFunctions worker: taking activities from the task hub (Ctrl+C to stop)"
+else
+  echo "GraphFunctions local host on http://127.0.0.1:5004 (docs: http://127.0.0.1:5004/docs)"
+fi
+dotnet GraphFunctions.LocalHost/bin/Release/net10.0/linux-x64/GraphFunctions.LocalHost.dll "$@"

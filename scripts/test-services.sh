@@ -21,7 +21,7 @@ AZURITE_PORTS=(10000 10001 10002)
 S3RVER_PORTS=(4568)
 azurite_cmd() {
   trap '' HUP
-  exec "$BIN/azurite" --silent --skipApiVersionCheck --disableTelemetry --location "$DATA/azurite" \
+  exec "$BIN/azurite" --silent --skipApiVersionCheck --disableTelemetry --location "${AZURITE_LOCATION:-$DATA/azurite}" \
     --blobHost 127.0.0.1 --blobPort 10000 --queueHost 127.0.0.1 --queuePort 10001 \
     --tableHost 127.0.0.1 --tablePort 10002
 }
@@ -79,9 +79,14 @@ start_one() {
     echo "test-services: $name already running (pid $pid)" >&2
     return
   fi
-  # Fresh data each start: runs do not see each other's objects, and old graphs do not pile up.
-  rm -rf "${DATA:?}/$name"
-  mkdir -p "$DATA/$name"
+  # Fresh data each start: runs do not see each other's objects, and old graphs do not pile up
+  # (scripts/run.sh keeps its own Azurite data instead: its jobs survive restarts).
+  if [ -z "${AZURITE_LOCATION:-}" ]; then
+    rm -rf "${DATA:?}/$name"
+    mkdir -p "$DATA/$name"
+  else
+    mkdir -p "$AZURITE_LOCATION"
+  fi
   # The binaries are node scripts starting "#!/usr/bin/env node", and env execs node in turn.
   "${name}_cmd" </dev/null >"$DATA/$name.log" 2>&1 &
   echo $! >"$DATA/$name.pid"
@@ -126,6 +131,18 @@ stop_one() {
 }
 
 case "${1:-}" in
+  run-azurite)
+    # For scripts/run.sh: Azurite alone, its data kept in .data/azurite-jobs across restarts.
+    install_tools
+    mkdir -p "$DATA"
+    check_ports_free azurite
+    export AZURITE_LOCATION="$DATA/azurite-jobs"
+    start_one azurite
+    wait_ready azurite
+    ;;
+  stop-azurite)
+    stop_one azurite
+    ;;
   start)
     install_tools
     mkdir -p "$DATA"
@@ -141,7 +158,7 @@ case "${1:-}" in
     stop_one s3rver
     ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|run-azurite|stop-azurite" >&2
     exit 2
     ;;
 esac

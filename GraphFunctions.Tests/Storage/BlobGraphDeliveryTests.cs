@@ -53,7 +53,7 @@ public sealed class BlobGraphDeliveryTests : IAsyncLifetime, IDisposable
     {
         await Assert.ThrowsAsync<FileNotFoundException>(() => new BlobGraphDelivery(container!).DeliverAsync(workspace, GraphKey, "count-1-2", compress: false));
 
-        Assert.Empty(await container!.GetBlobsAsync().ToListAsync());
+        await foreach (var blob in container!.GetBlobsAsync()) Assert.Fail($"unexpected blob {blob.Name}");
     }
 
     [Theory]

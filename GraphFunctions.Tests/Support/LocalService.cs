@@ -67,6 +67,7 @@ public sealed class LocalService : IAsyncDisposable
             ["STEER_WAIT_SECONDS"] = "1",
             ["TOKEN_LIMIT"] = "64",
             ["UPDATE_INTERVAL"] = "2",
+            ["DURABLE_STORAGE"] = "in-memory",   // fast; the persistence tests run real processes on the Azure Storage provider
         };
         foreach (var (name, value) in settings ?? new Dictionary<string, string?>()) all[name] = value;
         var app = await StartWithRetriesAsync(all, tasks);

@@ -47,12 +47,16 @@ public static class SettingNames
     public const string UploadTimeoutSeconds = "UPLOAD_TIMEOUT_SECONDS";
     public const string JobRetentionHours = "JOB_RETENTION_HOURS";
 
+    // The local host's Durable engine (in Azure the Functions host takes its provider and hub from host.json)
+    public const string DurableStorage = "DURABLE_STORAGE";
+    public const string DurableTaskHub = "DURABLE_TASK_HUB";
+
     public static IReadOnlyList<string> All { get; } =
     [
         FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
         Secret, HfToken,
         ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds, GraphWaitSeconds,
-        UploadTimeoutSeconds, JobRetentionHours,
+        UploadTimeoutSeconds, JobRetentionHours, DurableStorage, DurableTaskHub,
     ];
 }

@@ -6,6 +6,7 @@ using Attribution.Tracing;
 using GraphFunctions.Service;
 using GraphFunctions.Storage;
 using Microsoft.DurableTask;
+using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
 /// <summary>Prepare: the clean forward pass and the frozen forward pass of a job, on this worker.</summary>
@@ -68,11 +69,14 @@ public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore
 /// One batch of feature rows (one backward pass per batch_size targets), stored as a row block.
 /// A batch that runs out of memory stores nothing and says so; the orchestrator halves it.
 /// </summary>
-public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : TaskActivity<FeatureBatch, RowBlock>
+public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, ILogger<FeatureRowsActivity>? log = null)
+    : TaskActivity<FeatureBatch, RowBlock>
 {
     public override async Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
     {
         using var slot = await gpu.EnterAsync();
+        // Which process ran which slice: how scale-out over several workers shows in the logs.
+        log?.LogInformation("Feature rows {Block} of job {Job} in process {Process}", input.Block, input.JobId, Environment.ProcessId);
         var state = await states.GetAsync(input.JobId);
         var features = input.QueueKey is null
             ? Enumerable.Range(input.Offset, input.Count).Select(i => (long)i).ToArray()

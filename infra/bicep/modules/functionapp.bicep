@@ -252,6 +252,15 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               name: 'JOB_RETENTION_HOURS'
               value: string(jobRetentionHours)
             }
+            {
+              // Informational in Azure: the Functions host runs the Azure Storage provider and hub of host.json.
+              name: 'DURABLE_STORAGE'
+              value: 'azure-storage'
+            }
+            {
+              name: 'DURABLE_TASK_HUB'
+              value: 'GraphFunctions'
+            }
           ]
           volumeMounts: [
             {
