@@ -23,6 +23,17 @@ public class HostJsonTests
     }
 
     [Fact]
+    public void Durable_runs_on_the_azure_storage_provider_with_short_polling()
+    {
+        // The provider the local host runs too (DURABLE_STORAGE=azure-storage): the same semantics in both places.
+        var provider = Host["extensions"]?["durableTask"]?["storageProvider"];
+        Assert.Equal("AzureStorage", (string?)provider?["type"]);
+        Assert.InRange((int?)provider?["partitionCount"] ?? 0, 1, 16);
+        Assert.True(TimeSpan.Parse((string)provider!["maxQueuePollingInterval"]!, CultureInfo.InvariantCulture) <= TimeSpan.FromSeconds(5),
+            "an idle hub polls its queues at most every maxQueuePollingInterval: keep the first activity of a graph prompt");
+    }
+
+    [Fact]
     public void Function_timeout_allows_a_long_graph()
     {
         var timeout = (string?)Host["functionTimeout"];

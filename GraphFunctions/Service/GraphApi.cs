@@ -27,6 +27,9 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>The most an external event may carry: events steer a job, they do not carry data.</summary>
     public const int MaxEventBytes = 64 * 1024;
 
+    private static readonly string[] RunningStatuses =
+        [nameof(OrchestrationRuntimeStatus.Pending), nameof(OrchestrationRuntimeStatus.Running), nameof(OrchestrationRuntimeStatus.Suspended)];
+
     private readonly KeyedLock slugLocks = new();
 
     /// <summary>Slugs whose lock is held or awaited now (0 when no request is in flight).</summary>
@@ -149,7 +152,8 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         await JobStates.WriteJobAsync(workspace, job, cancellation);
         try
         {
-            await client.ScheduleNewOrchestrationInstanceAsync(nameof(GraphOrchestrator), job, new StartOrchestrationOptions(job.JobId), cancellation);
+            // Dedupe: a provider that sees the slug running keeps that run (the Azure Storage provider drops the duplicate start).
+            await client.ScheduleNewOrchestrationInstanceAsync(nameof(GraphOrchestrator), job, new StartOrchestrationOptions(job.JobId) { DedupeStatuses = RunningStatuses }, cancellation);
             return null;
         }
         catch (Exception) when (!cancellation.IsCancellationRequested)
