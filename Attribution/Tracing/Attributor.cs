@@ -41,15 +41,15 @@ public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timi
 /// 1. logit targets and their rows;
 /// 2. feature rows, in rounds: rank unvisited features by partial influence, attribute the best;
 /// 3. assemble the square adjacency matrix.
-/// The Durable orchestration runs the same phases as activities.
+/// The rounds follow <see cref="AttributionPlan"/>, as the Durable orchestration's activities do.
 /// </summary>
 public static class Attributor
 {
-    public const string PreparePhase = "prepare";
-    public const string LogitRowsPhase = "logit rows";
-    public const string RankPhase = "rank";
-    public const string FeatureRowsPhase = "feature rows";
-    public const string AssemblePhase = "assemble";
+    public const string PreparePhase = AttributionPlan.PreparePhase;
+    public const string LogitRowsPhase = AttributionPlan.LogitRowsPhase;
+    public const string RankPhase = AttributionPlan.RankPhase;
+    public const string FeatureRowsPhase = AttributionPlan.FeatureRowsPhase;
+    public const string AssemblePhase = AttributionPlan.AssemblePhase;
 
     public static AttributionResult Attribute(ReplacementModel replacement, int[] tokens, AttributionSettings settings, IProgress<AttributionProgress>? progress = null)
     {
@@ -60,7 +60,8 @@ public static class Attributor
         using var targets = LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, settings.MaxNLogits, settings.DesiredLogitProb);
 
         int nActive = prompt.Active.Count, nLogits = targets.Count;
-        int maxFeatures = Math.Min(settings.MaxFeatureNodes ?? nActive, nActive);
+        var plan = AttributionPlan.For(nActive, settings.MaxFeatureNodes, settings.BatchSize, settings.UpdateInterval);
+        int maxFeatures = plan.MaxFeatures;
         using var rows = zeros(nLogits + maxFeatures, context.RowLength);
         var rowNodes = new long[nLogits + maxFeatures];
 
@@ -78,11 +79,11 @@ public static class Attributor
         var visited = new bool[nActive];
         while (filled - nLogits < maxFeatures)
         {
-            int remaining = maxFeatures - (filled - nLogits);
-            var queue = maxFeatures == nActive
-                ? Enumerable.Range(0, nActive).Select(i => (long)i).ToArray()
-                : timings.Time(RankPhase, () => FeatureRanking.NextQueue(rows.narrow(0, 0, filled), rowNodes[..filled], targets.Probabilities, visited,
-                    Math.Min(settings.UpdateInterval * settings.BatchSize, remaining)));
+            int count = plan.QueueSize(filled - nLogits);
+            var queue = plan.Ranks
+                ? timings.Time(RankPhase, () => AttributionPlan.RankedQueue(rows.narrow(0, 0, filled), rowNodes[..filled], targets.Probabilities, visited, count))
+                : plan.EveryFeature();
+            if (queue.Length == 0) break;
             timings.Time(FeatureRowsPhase, () =>
             {
                 foreach (var batch in queue.Chunk(settings.BatchSize))

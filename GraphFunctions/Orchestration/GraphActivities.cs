@@ -16,7 +16,7 @@ public class PrepareGraphActivity(JobStates states, GpuGate gpu) : TaskActivity<
     {
         using var slot = await gpu.EnterAsync();
         var state = await states.GetAsync(input);
-        return new PreparedSummary(state.Prompt.Active.Count, state.Targets.Count, state.Context.RowLength, state.MaxFeatures);
+        return new PreparedSummary(state.Prompt.Active.Count, state.Targets.Count, state.Context.RowLength);
     }
 }
 
@@ -53,7 +53,7 @@ public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore
             foreach (var (nodes, _) in blocks.Skip(1))
                 foreach (long node in nodes) visited[node] = true;
             using var rows = cat(blocks.Select(b => b.Rows).ToList(), 0);
-            var queue = FeatureRanking.InBatchOrder(FeatureRanking.NextQueue(rows, blocks.SelectMany(b => b.Nodes).ToArray(), state.Targets.Probabilities, visited, input.Count));
+            var queue = AttributionPlan.RankedQueue(rows, blocks.SelectMany(b => b.Nodes).ToArray(), state.Targets.Probabilities, visited, input.Count);
             string key = JobKeys.Queue(input.JobId, input.Round);
             await RowBlocks.WriteQueueAsync(workspace, key, queue);
             return new RankedFeatures(key, queue.Length);

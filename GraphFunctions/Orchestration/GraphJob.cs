@@ -36,8 +36,8 @@ public static class JobKeys
     public const string LogitBlock = "logits";
 }
 
-/// <summary>What preparing a job found: the sizes that drive the orchestration.</summary>
-public sealed record PreparedSummary(int ActiveFeatures, int Logits, int RowLength, int MaxFeatures);
+/// <summary>What preparing a job found: the sizes that drive the orchestration (its rounds: <see cref="Attribution.Tracing.AttributionPlan"/>).</summary>
+public sealed record PreparedSummary(int ActiveFeatures, int Logits, int RowLength);
 
 /// <summary>A stored block of attribution rows; <see cref="OutOfMemory"/> when the batch did not fit and nothing was stored.</summary>
 public sealed record RowBlock(string Block, int Rows, bool OutOfMemory = false);

@@ -1,5 +1,6 @@
 namespace GraphFunctions.Orchestration;
 
+using Attribution.Tracing;
 using Microsoft.DurableTask;
 
 /// <summary>
@@ -19,28 +20,27 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
         void Report(string phase, int visited, int toVisit) =>
             context.SetCustomStatus(new GraphJobStatus(phase, visited, toVisit, (context.CurrentUtcDateTime - started).TotalSeconds));
 
-        Report("prepare", 0, 0);
+        Report(AttributionPlan.PreparePhase, 0, 0);
         var prepared = await context.CallActivityAsync<PreparedSummary>(nameof(PrepareGraphActivity), job.JobId, Retry);
-        Report("logit rows", 0, prepared.MaxFeatures);
+        var plan = AttributionPlan.For(prepared.ActiveFeatures, job.Request.MaxFeatureNodes, job.Request.BatchSize, job.Request.UpdateInterval);
+        Report(AttributionPlan.LogitRowsPhase, 0, plan.MaxFeatures);
         await context.CallActivityAsync<RowBlock>(nameof(LogitRowsActivity), job.JobId, Retry);
 
         var blocks = new List<string>();
-        int visited = 0, round = 0, batchSize = job.Request.BatchSize;
-        while (visited < prepared.MaxFeatures)
+        int visited = 0, round = 0;
+        while (visited < plan.MaxFeatures)
         {
-            // All features wanted: no ranking, node order. Otherwise the best unvisited ones next.
-            var queue = prepared.MaxFeatures == prepared.ActiveFeatures
-                ? new RankedFeatures(null, prepared.MaxFeatures)
-                : await context.CallActivityAsync<RankedFeatures>(nameof(RankFeaturesActivity),
-                    new RankInput(job.JobId, blocks, Math.Min(job.Request.UpdateInterval * batchSize, prepared.MaxFeatures - visited), round), Retry);
+            int count = plan.QueueSize(visited);
+            var queue = plan.Ranks
+                ? await context.CallActivityAsync<RankedFeatures>(nameof(RankFeaturesActivity), new RankInput(job.JobId, blocks, count, round), Retry)
+                : new RankedFeatures(null, count);   // every feature, node order
             if (queue.Count == 0) break;
 
-            // One activity per slice of BatchesPerActivity batches: Durable's per-activity latency is
-            // paid once per slice, and the slices still spread over every GPU instance.
-            int slice = batchSize * Math.Max(1, job.BatchesPerActivity);
-            var batches = Enumerable.Range(0, (queue.Count + slice - 1) / slice)
-                .Select(i => new FeatureBatch(job.JobId, queue.Key, i * slice, Math.Min(slice, queue.Count - i * slice), $"r{round}-b{i}"));
-            var slices = batches.Select(batch => RowsHalvingOnOutOfMemory(context, batch, batchSize)).ToList();
+            // One activity per unit of BatchesPerActivity batches: Durable's per-activity latency is
+            // paid once per unit, and the units still spread over every GPU instance.
+            var slices = plan.Units(queue.Count, job.BatchesPerActivity)
+                .Select((unit, i) => RowsHalvingOnOutOfMemory(context, new FeatureBatch(job.JobId, queue.Key, unit.Offset, unit.Count, $"r{round}-b{i}"), plan.BatchSize))
+                .ToList();
             // Progress moves as slices finish (Durable replays WhenAny in history order, so this stays deterministic).
             int rowsDone = 0;
             for (var pending = slices.ToList(); pending.Count > 0;)
@@ -48,30 +48,30 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
                 var finished = await Task.WhenAny(pending);
                 pending.Remove(finished);
                 rowsDone += (await finished).Sum(block => block.Rows);
-                Report("feature rows", visited + rowsDone, prepared.MaxFeatures);
+                Report(AttributionPlan.FeatureRowsPhase, visited + rowsDone, plan.MaxFeatures);
             }
             blocks.AddRange(slices.SelectMany(slice => slice.Result).Select(block => block.Block));   // in queue order
             visited += queue.Count;
             round++;
         }
 
-        Report("assemble", visited, prepared.MaxFeatures);
+        Report(AttributionPlan.AssemblePhase, visited, plan.MaxFeatures);
         var graph = await context.CallActivityAsync<GraphOutput>(nameof(AssembleGraphActivity), new AssembleInput(job.JobId, blocks), Retry);
         DeliveryOutcome? delivery = null;
         if (job.Delivers)
         {
-            Report("deliver", visited, prepared.MaxFeatures);
+            Report("deliver", visited, plan.MaxFeatures);
             delivery = await context.CallActivityAsync<DeliveryOutcome>(nameof(DeliverGraphActivity), job.JobId, Retry);
             if (!delivery.Success)
             {
                 // The job failed: its status names the reason, and the waiting client gets it as {"error": ...}.
                 await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
-                Report("delivery failed", visited, prepared.MaxFeatures);
+                Report("delivery failed", visited, plan.MaxFeatures);
                 throw new GraphDeliveryFailedException(delivery.Message);
             }
         }
         await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
-        Report("done", visited, prepared.MaxFeatures);
+        Report("done", visited, plan.MaxFeatures);
         return new GraphJobResult(graph, delivery);
     }
 

@@ -13,8 +13,6 @@ public sealed class JobState(GraphJob job, PreparedPrompt prompt, AttributionCon
     public AttributionContext Context { get; } = context;
     public LogitTargets Targets { get; } = targets;
 
-    public int MaxFeatures => Math.Min(Job.Request.MaxFeatureNodes, Prompt.Active.Count);
-
     public void Dispose()
     {
         Context.Dispose();
