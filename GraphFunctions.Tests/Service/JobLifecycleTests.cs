@@ -98,6 +98,24 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Terminating_a_job_stops_its_upload_to_a_host_that_never_answers()
+    {
+        var watch = service.Services.GetRequiredService<JobWatch>();
+        int before = watch.Cancellations;
+        using var hung = new HungServer();
+        using var started = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("hung-terminated", extra: $", \"signed_url\": \"{hung.Url}\"")));
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        for (int i = 0; i < 600 && hung.Accepted == 0; i++) await Task.Delay(100);
+        Assert.True(hung.Accepted >= 1, "the upload reached the hung host");
+
+        using var terminate = await service.Http.PostAsync("/jobs/hung-terminated/terminate?reason=stop", null);
+        Assert.Equal(HttpStatusCode.Accepted, terminate.StatusCode);
+        // The upload activity notices within a second or two (the default deadline would take 300 s).
+        for (int i = 0; i < 300 && watch.Cancellations == before; i++) await Task.Delay(100);
+        Assert.Equal(before + 1, watch.Cancellations);
+    }
+
+    [Fact]
     public async Task The_result_of_a_terminated_job_is_a_410_naming_the_reason()
     {
         using (await service.Services.GetRequiredService<GpuGate>().EnterAsync())

@@ -145,12 +145,14 @@ public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStor
 }
 
 /// <summary>Uploads the finished graph where the request asked: an S3 presigned URL or the graph blob container.</summary>
-public class DeliverGraphActivity(IWorkspaceStore workspace, GraphDelivery delivery) : TaskActivity<string, DeliveryOutcome>
+public class DeliverGraphActivity(IWorkspaceStore workspace, GraphDelivery delivery, JobWatch watch) : TaskActivity<string, DeliveryOutcome>
 {
     public override async Task<DeliveryOutcome> RunAsync(TaskActivityContext context, string input)
     {
         var job = await JobStates.ReadJobAsync(workspace, input);
-        return await delivery.DeliverAsync(job, JobKeys.Graph(job.JobId));
+        // A terminated job's upload stops (a slow host would otherwise hold this worker until the deadline).
+        using var running = watch.WhileRunning(context.InstanceId);
+        return await delivery.DeliverAsync(job, JobKeys.Graph(job.JobId), running.Token);
     }
 }
 

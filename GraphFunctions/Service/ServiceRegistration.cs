@@ -32,6 +32,7 @@ public static class ServiceRegistration
             StorageSetup.CreateBlobDelivery(configuration), sp.GetRequiredService<ILogger<GraphDelivery>>(), options.UploadTimeout));
 
         services.AddSingleton<JobStates>();
+        services.AddSingleton(sp => new JobWatch(sp.GetService<Microsoft.DurableTask.Client.DurableTaskClient>()));
         services.AddSingleton(sp => new JobRetention(sp.GetRequiredService<IWorkspaceStore>(), options.JobRetention, sp.GetRequiredService<ILogger<JobRetention>>()));
         services.AddSingleton<GraphApi>();
         services.AddSingleton<ModelApi>();
