@@ -35,9 +35,11 @@ public static class OrchestrationFunctions
     public static Task<GraphOutput> AssembleGraph([ActivityTrigger] AssembleInput input, FunctionContext function) =>
         Run<AssembleGraphActivity, AssembleInput, GraphOutput>(function, input);
 
+    /// <summary>Delivery watches its job through the Durable client binding, so a terminate stops the upload here too.</summary>
     [Function(nameof(DeliverGraphActivity))]
-    public static Task<DeliveryOutcome> DeliverGraph([ActivityTrigger] string jobId, FunctionContext function) =>
-        Run<DeliverGraphActivity, string, DeliveryOutcome>(function, jobId);
+    public static Task<DeliveryOutcome> DeliverGraph([ActivityTrigger] string jobId, [DurableClient] DurableTaskClient client, FunctionContext function) =>
+        ActivatorUtilities.CreateInstance<DeliverGraphActivity>(function.InstanceServices, new JobWatch(client))
+            .RunAsync(new FunctionActivityContext(nameof(DeliverGraphActivity), InstanceId(function)), jobId);
 
     [Function(nameof(CleanupJobActivity))]
     public static Task<bool> CleanupJob([ActivityTrigger] string jobId, FunctionContext function) =>
