@@ -81,8 +81,8 @@ internal static class AttributionBenchmark
         double bareSeconds = Median(bareRuns);
         double PhaseMedian(string phase) => Median(runs.Select(run => run.Timings[phase]));
 
-        double attribution = Median(runs.Select(run => run.Timings[Attributor.LogitRowsPhase] + run.Timings[Attributor.FeatureRowsPhase] + run.Timings[Attributor.RankPhase]));
-        string[] phases = [Attributor.PreparePhase, Attributor.LogitRowsPhase, Attributor.RankPhase, Attributor.FeatureRowsPhase, Attributor.AssemblePhase];
+        double attribution = Median(runs.Select(run => run.Timings[AttributionPlan.LogitRowsPhase] + run.Timings[AttributionPlan.FeatureRowsPhase] + run.Timings[AttributionPlan.RankPhase]));
+        string[] phases = [AttributionPlan.PreparePhase, AttributionPlan.LogitRowsPhase, AttributionPlan.RankPhase, AttributionPlan.FeatureRowsPhase, AttributionPlan.AssemblePhase];
         double total = phases.Sum(PhaseMedian) + pruneSeconds + jsonSeconds;
         Console.WriteLine($"model: Gemma-2 layout, {layers} layers, d_model {dModel}, d_transcoder {dTranscoder}, {positions} tokens, batch {batch}, max_feature_nodes {maxFeatures}, update_interval {updateInterval}, threads {get_num_threads()}");
         Console.WriteLine($"active features: {graph.Active.Count} (L0 per position ≈ {graph.Active.Count / (double)(layers * (positions - 1)):F0}), selected {graph.FeatureCount}, logits {graph.LogitTokens.Length}, kept nodes {pruning!.NodeMask.Count(k => k)}");

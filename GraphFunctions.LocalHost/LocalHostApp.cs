@@ -1,6 +1,7 @@
 namespace GraphFunctions.LocalHost;
 
 using System.Text.Json;
+using GraphFunctions.Configuration;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Service;
 using Microsoft.AspNetCore.Builder;
@@ -36,9 +37,10 @@ public static class LocalHostApp
         foreach (var chatty in new[] { "Microsoft.AspNetCore", "Microsoft.DurableTask", "DurableTask", "Grpc", "Microsoft.Extensions.Hosting" })
             builder.Logging.AddFilter(chatty, LogLevel.Warning);
 
-        builder.Services.AddGraphService(builder.Configuration);
+        var options = ServiceOptions.From(builder.Configuration);
+        builder.Services.AddGraphService(builder.Configuration, options);
         // The Durable engine talks to its worker over gRPC on loopback: give it a port known to be free.
-        var durable = DurableStorage.From(builder.Configuration);
+        var durable = options.Durable;
         if (durable.Persistent)
             builder.Services.AddDurableOnAzureStorage(tasks ?? RegisterTasks, durable.ConnectionString!, durable.TaskHub, FreeLoopbackPort());
         else
@@ -76,7 +78,8 @@ public static class LocalHostApp
         app.MapGet("/docs", () => DocsApi.Docs());
     }
 
-    private static int FreeLoopbackPort()
+    /// <summary>A loopback port free right now (the sidecar's; tests use it for their own servers).</summary>
+    public static int FreeLoopbackPort()
     {
         using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         probe.Start();

@@ -130,17 +130,6 @@ public sealed class TextTokenizer : IDisposable
     }
 
     /// <summary>
-    /// The prompt without one leading BOS text ("&lt;bos&gt;"), as the reference server strips it
-    /// from a steer prompt (a graph's rendered prompt starts with it) before adding the BOS itself.
-    /// </summary>
-    public string WithoutLeadingBos(string prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        string bos = DecodeToken(BosId);
-        return bos.Length > 0 && prompt.StartsWith(bos, StringComparison.Ordinal) ? prompt[bos.Length..] : prompt;
-    }
-
-    /// <summary>
     /// Text of a token sequence, as transformers' <c>tokenizer.decode</c>: special tokens appear as
     /// their text unless skipped; ids the tokenizer does not know decode to nothing.
     /// </summary>

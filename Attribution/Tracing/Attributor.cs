@@ -2,6 +2,7 @@ namespace Attribution.Tracing;
 
 using System.Diagnostics;
 using Attribution.Graphs;
+using static Attribution.Tracing.AttributionPlan;
 using static TorchSharp.torch;
 
 /// <summary>Progress of a running attribution: the phase and, for feature rows, features visited of those to visit.</summary>
@@ -45,12 +46,6 @@ public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timi
 /// </summary>
 public static class Attributor
 {
-    public const string PreparePhase = AttributionPlan.PreparePhase;
-    public const string LogitRowsPhase = AttributionPlan.LogitRowsPhase;
-    public const string RankPhase = AttributionPlan.RankPhase;
-    public const string FeatureRowsPhase = AttributionPlan.FeatureRowsPhase;
-    public const string AssemblePhase = AttributionPlan.AssemblePhase;
-
     public static AttributionResult Attribute(ReplacementModel replacement, int[] tokens, AttributionSettings settings, IProgress<AttributionProgress>? progress = null)
     {
         var timings = new PhaseTimings();

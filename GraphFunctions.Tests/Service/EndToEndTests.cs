@@ -24,8 +24,6 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
     private static string GraphBody(string slug, string extra = "") =>
         $$"""{"prompt": "1 2 ", "model_id": "{{ModelId}}", "batch_size": 48, "max_n_logits": 10, "desired_logit_prob": 0.95, "node_threshold": 0.8, "edge_threshold": 0.85, "slug_identifier": "{{slug}}", "max_feature_nodes": 5000{{extra}}}""";
 
-    private static async Task<JsonDocument> JsonOf(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-
     [Fact]
     public async Task Asked_to_respond_async_generate_graph_answers_202_then_status_then_the_graph()
     {
@@ -33,7 +31,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         request.Headers.Add("Prefer", "respond-async");
         using var started = await service.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
-        using var payload = await JsonOf(started);
+        using var payload = await LocalService.JsonOf(started);
         Assert.Equal(payload.RootElement.GetProperty("statusQueryGetUri").GetString(), started.Headers.Location?.ToString());
         Assert.Equal(TimeSpan.FromSeconds(GraphApi.RetryAfterSeconds), started.Headers.RetryAfter?.Delta);
         Assert.Equal("e2e-count-1-2", payload.RootElement.GetProperty("id").GetString());
@@ -45,7 +43,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         for (int i = 0; i < 300; i++)
         {
             using var poll = await service.Http.GetAsync(statusUri);
-            status = await JsonOf(poll);
+            status = await LocalService.JsonOf(poll);
             if (poll.StatusCode == HttpStatusCode.OK) break;
             Assert.Equal(HttpStatusCode.Accepted, poll.StatusCode);
             await Task.Delay(100);
@@ -55,7 +53,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
 
         using var result = await service.Http.GetAsync(payload.RootElement.GetProperty("resultGetUri").GetString());
         Assert.Equal(HttpStatusCode.OK, result.StatusCode);
-        using var graph = await JsonOf(result);
+        using var graph = await LocalService.JsonOf(result);
         GraphSchema.AssertValid(graph);
         Assert.Equal("e2e-count-1-2", graph.RootElement.GetProperty("metadata").GetProperty("slug").GetString());
         Assert.Equal("tiny-gemma-2", graph.RootElement.GetProperty("metadata").GetProperty("scan").GetString());
@@ -66,7 +64,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
     {
         using var response = await service.Http.PostAsync("/generate-graph?wait_seconds=120", LocalService.Json(GraphBody("e2e-wait")));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var graph = await JsonOf(response);
+        using var graph = await LocalService.JsonOf(response);
         GraphSchema.AssertValid(graph);
         Assert.True(graph.RootElement.GetProperty("links").GetArrayLength() > 0);
     }
@@ -85,7 +83,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
             Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
             Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
             Assert.Equal(HttpStatusCode.Conflict, other.StatusCode);
-            using var refusal = await JsonOf(other);
+            using var refusal = await LocalService.JsonOf(other);
             Assert.Contains("graph job 'e2e-same' is already running with a different request", refusal.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
             var running = await service.Durable.GetInstanceAsync("e2e-same", getInputsAndOutputs: true);
             Assert.False(running!.IsCompleted);
@@ -115,7 +113,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         using var response = await service.Http.PostAsync("/generate-graph?wait_seconds=120",
             LocalService.Json(GraphBody(slug, $", \"signed_url\": {JsonSerializer.Serialize(url)}, \"compress\": {(compress ? "true" : "false")}")));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var answer = await JsonOf(response);
+        using var answer = await LocalService.JsonOf(response);
         Assert.Equal($"Graph uploaded successfully to url: {url}", answer.RootElement.GetProperty("success").GetString());
 
         using var stored = await s3.GetObjectAsync(Emulators.S3Bucket, key);
@@ -135,7 +133,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         var blobs = await Emulators.AzuriteAsync();
         using var response = await service.Http.PostAsync("/generate-graph?wait_seconds=120", LocalService.Json(GraphBody("e2e-blob", ", \"blob\": true")));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var answer = await JsonOf(response);
+        using var answer = await LocalService.JsonOf(response);
         Assert.StartsWith("Graph uploaded successfully to url: ", answer.RootElement.GetProperty("success").GetString(), StringComparison.Ordinal);
 
         var blob = blobs.GetBlobContainerClient("graphs-e2e").GetBlobClient("e2e-blob.json");
@@ -158,7 +156,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
             """;
         using var response = await service.Http.PostAsync("/steer", LocalService.Json(body));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var json = await JsonOf(response);
+        using var json = await LocalService.JsonOf(response);
         var root = json.RootElement;
         Assert.Equal(["DEFAULT_GENERATION", "STEERED_GENERATION", "DEFAULT_LOGITS_BY_TOKEN", "STEERED_LOGITS_BY_TOKEN"], root.EnumerateObject().Select(p => p.Name));
 
@@ -188,7 +186,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
     {
         using var response = await service.Http.PostAsync("/forward-pass", LocalService.Json("""{"prompt": "1 2 ", "max_n_logits": 4, "desired_logit_prob": 0.5}"""));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var json = await JsonOf(response);
+        using var json = await LocalService.JsonOf(response);
         var root = json.RootElement;
         Assert.Equal("1 2 ", root.GetProperty("prompt").GetString());
         Assert.Equal("<bos>", root.GetProperty("input_tokens")[0].GetString());
@@ -220,7 +218,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         {
             using var refused = await service.Http.PostAsync("/steer", LocalService.Json(body));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
-            using var error = await JsonOf(refused);
+            using var error = await LocalService.JsonOf(refused);
             // The webapp shows "GPUs busy" for an error message containing "503".
             Assert.Contains("503", error.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
         }
@@ -246,7 +244,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
     public async Task OpenApi_describes_every_route_the_host_serves_and_docs_render_it()
     {
         using var anonymous = service.Anonymous();
-        using var document = await JsonOf(await anonymous.GetAsync("/openapi.json"));
+        using var document = await LocalService.JsonOf(await anonymous.GetAsync("/openapi.json"));
         var described = document.RootElement.GetProperty("paths").EnumerateObject()
             .SelectMany(p => p.Value.EnumerateObject().Select(verb => $"{verb.Name.ToUpperInvariant()} {p.Name}")).ToHashSet();
         var served = service.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()

@@ -24,8 +24,6 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
     private static string Body(string slug, string prompt = "1 2 3", string extra = "") =>
         $$"""{"prompt": "{{prompt}}", "model_id": "{{ModelId}}", "slug_identifier": "{{slug}}", "max_feature_nodes": 50{{extra}}}""";
 
-    private static async Task<JsonDocument> JsonOf(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-
     [Fact]
     public async Task Ten_identical_submissions_at_once_make_one_run_and_every_caller_gets_its_graph()
     {
@@ -51,13 +49,13 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
     public async Task A_finished_slug_submitted_with_a_new_prompt_is_a_new_run_of_the_new_request()
     {
         using var first = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("resubmitted", "1 2 3")));
-        using var firstGraph = await JsonOf(first);
+        using var firstGraph = await LocalService.JsonOf(first);
         using var second = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("resubmitted", "4 5 6 7")));
-        using var secondGraph = await JsonOf(second);
+        using var secondGraph = await LocalService.JsonOf(second);
         using var deleted = await service.Http.DeleteAsync("/jobs/resubmitted");
         Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
         using var third = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("resubmitted", "8 9")));
-        using var thirdGraph = await JsonOf(third);
+        using var thirdGraph = await LocalService.JsonOf(third);
 
         string Prompt(JsonDocument graph) => graph.RootElement.GetProperty("metadata").GetProperty("prompt").GetString()!;
         Assert.EndsWith("1 2 3", Prompt(firstGraph), StringComparison.Ordinal);
@@ -71,12 +69,12 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
         using var s3 = new ScriptedPutServer(HttpStatusCode.Forbidden);
         using var response = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("refused-upload", extra: $", \"signed_url\": \"{s3.Url}\"")));
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
-        using var answer = await JsonOf(response);
+        using var answer = await LocalService.JsonOf(response);
         string error = answer.RootElement.GetProperty("error").GetString()!;
         Assert.Contains("HTTP 403", error, StringComparison.Ordinal);
         Assert.DoesNotContain("X-Amz-Signature", error, StringComparison.Ordinal);
 
-        using var status = await JsonOf(await service.Http.GetAsync("/jobs/refused-upload"));
+        using var status = await LocalService.JsonOf(await service.Http.GetAsync("/jobs/refused-upload"));
         Assert.Equal("Failed", status.RootElement.GetProperty("runtimeStatus").GetString());
         Assert.Contains("HTTP 403", status.RootElement.GetProperty("failure").GetString(), StringComparison.Ordinal);
         Assert.Single(s3.Received);   // a 403 is not retried
@@ -89,7 +87,7 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
         using var hung = new HungServer();
         using var response = await impatient.Http.PostAsync("/generate-graph", LocalService.Json(Body("hung-upload", extra: $", \"signed_url\": \"{hung.Url}\"")));
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
-        using var answer = await JsonOf(response);
+        using var answer = await LocalService.JsonOf(response);
         Assert.Contains("no answer within the upload deadline of 2 s", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.True(hung.Accepted >= 1, "the upload reached the hung host");
 
@@ -129,7 +127,7 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
         }
         using var result = await service.Http.GetAsync("/jobs/terminated/result");
         Assert.Equal(HttpStatusCode.Gone, result.StatusCode);
-        using var answer = await JsonOf(result);
+        using var answer = await LocalService.JsonOf(result);
         Assert.Contains("was terminated: changed my mind", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 

@@ -49,8 +49,6 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         return request;
     }
 
-    private static async Task<JsonDocument> JsonOf(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-
     [Fact]
     public async Task A_graph_requested_the_webapps_way_is_readable_at_the_unsigned_url_when_the_200_arrives()
     {
@@ -65,7 +63,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         using var response = await service.Http.SendAsync(request);
 
         // The webapp checks json.error first, then response.ok, and downloads at once.
-        using var answer = await JsonOf(response);
+        using var answer = await LocalService.JsonOf(response);
         Assert.False(answer.RootElement.TryGetProperty("error", out _), answer.RootElement.ToString());
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal($"Graph uploaded successfully to url: {signed}", answer.RootElement.GetProperty("success").GetString());
@@ -73,7 +71,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         using var anonymous = new HttpClient();
         using var download = await anonymous.GetAsync(signed.Split('?')[0]);
         Assert.Equal(HttpStatusCode.OK, download.StatusCode);
-        using var graph = await JsonOf(download);
+        using var graph = await LocalService.JsonOf(download);
         WebappRules.AssertGraphReadable(graph);
         var metadata = graph.RootElement.GetProperty("metadata");
         Assert.Equal(Scan, metadata.GetProperty("scan").GetString());     // the webapp files the graph under scan + slug
@@ -106,7 +104,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
             }
             using var result = await impatient.Http.GetAsync("/jobs/webapp-slow/result");
             Assert.Equal(HttpStatusCode.OK, result.StatusCode);
-            using var graph = await JsonOf(result);
+            using var graph = await LocalService.JsonOf(result);
             WebappRules.AssertGraphReadable(graph);
         }
     }
@@ -117,7 +115,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         using var request = WebappPost("/forward-pass", """{"prompt": "1 2 3", "max_n_logits": 10, "desired_logit_prob": 0.95, "request_type": "forward-pass"}""");
         using var response = await service.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var json = await JsonOf(response);
+        using var json = await LocalService.JsonOf(response);
         var root = json.RootElement;
         Assert.Equal(JsonValueKind.String, root.GetProperty("prompt").ValueKind);
         Assert.True(root.GetProperty("input_tokens").GetArrayLength() > 1);   // the webapp counts tokens with it
@@ -141,7 +139,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
     {
         using var graphResponse = await service.Http.PostAsync("/generate-graph", LocalService.Json(GenerateBody("1 2 3 4 5", $"webapp-steer-{modelId.Length}", null, "Anonymous (CT)")));
         Assert.Equal(HttpStatusCode.OK, graphResponse.StatusCode);
-        using var graph = await JsonOf(graphResponse);
+        using var graph = await LocalService.JsonOf(graphResponse);
         WebappRules.AssertGraphReadable(graph);
         var features = graph.RootElement.GetProperty("nodes").EnumerateArray().Where(WebappRules.IsSteerable)
             .OrderByDescending(n => n.GetProperty("ctx_idx").GetInt32()).Take(3).ToList();
@@ -227,7 +225,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         string body = $$"""{"model_id": "{{ModelId}}", "prompt": "1 2 3", "features": [], "n_tokens": 6, "top_k": 3, "temperature": 0.8, "seed": 5}""";
         using var response = await service.Http.SendAsync(WebappPost("/steer", body));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var json = await JsonOf(response);
+        using var json = await LocalService.JsonOf(response);
         WebappRules.AssertSteerResponse(json.RootElement);
         var root = json.RootElement;
         Assert.Equal(root.GetProperty("DEFAULT_GENERATION").GetString(), root.GetProperty("STEERED_GENERATION").GetString());

@@ -1,7 +1,6 @@
 namespace GraphFunctions.Tests.Storage;
 
 using System.Net;
-using System.Net.Sockets;
 
 /// <summary>
 /// A tiny HTTP server on 127.0.0.1 that records every request and answers with a scripted
@@ -18,7 +17,7 @@ internal sealed class ScriptedPutServer : IDisposable
     public ScriptedPutServer(params HttpStatusCode[] answers)
     {
         this.answers = new Queue<HttpStatusCode>(answers);
-        Url = new Uri($"http://127.0.0.1:{FreePort()}/graphs/graph.json?X-Amz-Signature=secret");
+        Url = new Uri($"http://127.0.0.1:{GraphFunctions.LocalHost.LocalHostApp.FreeLoopbackPort()}/graphs/graph.json?X-Amz-Signature=secret");
         listener.Prefixes.Add(Url.GetLeftPart(UriPartial.Authority) + "/");
         listener.Start();
         loop = Task.Run(ServeAsync);
@@ -78,13 +77,6 @@ internal sealed class ScriptedPutServer : IDisposable
                 context.Response.RedirectLocation = Url.ToString(); // back to this server: a client that follows would PUT twice
             context.Response.Close();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 }
 

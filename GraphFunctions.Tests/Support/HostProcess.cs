@@ -45,7 +45,7 @@ public sealed class HostProcess : IDisposable
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(dll);
         if (worker) start.ArgumentList.Add("--worker");
-        Uri? address = worker ? null : new Uri($"http://127.0.0.1:{FreePort()}");
+        Uri? address = worker ? null : new Uri($"http://127.0.0.1:{GraphFunctions.LocalHost.LocalHostApp.FreeLoopbackPort()}");
         var environment = new Dictionary<string, string>
         {
             ["DURABLE_STORAGE"] = "azure-storage",
@@ -124,12 +124,5 @@ public sealed class HostProcess : IDisposable
         {
             if (lines.Count < 100_000) lines.Add(line);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        probe.Start();
-        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
     }
 }

@@ -99,6 +99,10 @@ public sealed class LocalService : IAsyncDisposable
 
     public static StringContent Json(string body) => new(body, new MediaTypeHeaderValue("application/json"));
 
+    /// <summary>A response's body as JSON.</summary>
+    public static async Task<System.Text.Json.JsonDocument> JsonOf(HttpResponseMessage response) =>
+        System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();

@@ -28,6 +28,9 @@ public sealed record ServiceOptions
     /// <summary>How long finished jobs (their Durable history and workspace files) are kept.</summary>
     public TimeSpan JobRetention { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>The local host's Durable engine and task hub (the Functions host's come from host.json).</summary>
+    public DurableStorage Durable { get; init; } = DurableStorage.Default;
+
     /// <summary>Backward-pass batches computed by one feature-rows activity (amortises the Durable per-activity latency).</summary>
     public int BatchesPerActivity { get; init; } = 8;
 
@@ -53,6 +56,7 @@ public sealed record ServiceOptions
             BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
             UploadTimeout = TimeSpan.FromSeconds(Int(SettingNames.UploadTimeoutSeconds, 300)),
             JobRetention = TimeSpan.FromHours(Int(SettingNames.JobRetentionHours, 24)),
+            Durable = DurableStorage.Parse(Get(SettingNames.DurableStorage), Get(SettingNames.DurableTaskHub), Get(SettingNames.WebJobsStorage)),
             Model = new ModelSettings
             {
                 ModelId = Get(SettingNames.ModelId) ?? BundledModel.Id,

@@ -5,10 +5,9 @@ using GraphFunctions.Storage;
 using Microsoft.Extensions.Logging;
 
 /// <summary>Delivers a finished graph from the workspace to S3 (presigned PUT) or Azure Blob, worded as the seed answers.</summary>
-public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader s3, BlobGraphDelivery? blobs, ILogger<GraphDelivery> log, TimeSpan? deadline = null)
+/// <param name="deadline">The most one delivery may take (UPLOAD_TIMEOUT_SECONDS).</param>
+public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader s3, BlobGraphDelivery? blobs, ILogger<GraphDelivery> log, TimeSpan deadline)
 {
-    private readonly TimeSpan deadline = deadline ?? TimeSpan.FromSeconds(300);
-
     public const string UploadFailed = "Failed to upload file";
 
     public bool BlobConfigured => blobs is not null;

@@ -32,8 +32,8 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
             Seed = fields.ReadOptional(RequestSchema.Seed),
             FreezeAttention = fields.Read(RequestSchema.FreezeAttention),
         };
-        // The steer modal sends a graph's rendered prompt, which starts with the BOS text: the BOS rule adds it back.
-        int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, model.Tokenizer.WithoutLeadingBos(prompt), ApiRequests.SynchronousTokenLimit);
+        // The steer modal sends a graph's rendered prompt, which starts with the BOS text: the BOS rule keeps it single.
+        int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, ApiRequests.SynchronousTokenLimit);
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
         var transcoders = model.Replacement.Transcoders;

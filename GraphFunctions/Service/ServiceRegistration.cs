@@ -11,9 +11,10 @@ using Microsoft.Extensions.Logging;
 /// <summary>Everything the service needs, registered once for both hosts (Functions and the local host).</summary>
 public static class ServiceRegistration
 {
-    public static IServiceCollection AddGraphService(this IServiceCollection services, IConfiguration configuration)
+    /// <param name="options">The settings when the host has read them already (else read here, once).</param>
+    public static IServiceCollection AddGraphService(this IServiceCollection services, IConfiguration configuration, ServiceOptions? options = null)
     {
-        var options = ServiceOptions.From(configuration);
+        options ??= ServiceOptions.From(configuration);
         services.AddSingleton(options);
         services.AddSingleton(sp => new HubClient(
             HubClient.CreateHttpClient(),
