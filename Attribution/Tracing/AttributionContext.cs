@@ -54,6 +54,9 @@ public sealed class AttributionContext : IDisposable
 
     public int ActiveCount => prompt.Active.Count;
 
+    /// <summary>The dtype the model computes rows in (they are returned as float32).</summary>
+    public ScalarType ComputeType => replacement.Model.DType;
+
     /// <summary>Columns of a row: active features, errors (layer-major), tokens. Logit columns are always zero and left out.</summary>
     public int RowLength => ActiveCount + (nLayers + 1) * nPos;
 
@@ -68,12 +71,16 @@ public sealed class AttributionContext : IDisposable
         return RowsInBatches(layers, positions, targets.DemeanedVectors);
     }
 
-    /// <summary>Rows of the given feature nodes (indices into the active features): [n, RowLength].</summary>
-    public Tensor FeatureRows(IReadOnlyList<long> featureNodes)
+    /// <summary>
+    /// Rows of the given feature nodes (indices into the active features): [n, RowLength], float32
+    /// on the CPU; or only the columns <paramref name="keepColumns"/>, cut on the device before the copy.
+    /// </summary>
+    public Tensor FeatureRows(IReadOnlyList<long> featureNodes, Tensor? keepColumns = null)
     {
         var (layers, positions) = FeatureReadPoints(featureNodes);
         using var injections = EncoderRowsOf(featureNodes);
-        return RowsInBatches(layers, positions, injections);
+        using var columns = keepColumns?.to(replacement.Model.Device);
+        return RowsInBatches(layers, positions, injections, columns);
     }
 
     /// <summary>
@@ -111,11 +118,11 @@ public sealed class AttributionContext : IDisposable
         return prompt.EncoderRows.index_select(0, index);
     }
 
-    private Tensor RowsInBatches(int[] readLayers, long[] positions, Tensor injections)
+    private Tensor RowsInBatches(int[] readLayers, long[] positions, Tensor injections, Tensor? keepColumns = null)
     {
         var rows = new List<Tensor>();
-        ForEachBatch(readLayers, positions, injections, (l, p, i) => rows.Add(ComputeBatch(l, p, i)));
-        if (rows.Count == 0) return zeros(0, RowLength);
+        ForEachBatch(readLayers, positions, injections, (l, p, i) => rows.Add(ComputeBatch(l, p, i, keepColumns)));
+        if (rows.Count == 0) return zeros(0, keepColumns?.shape[0] ?? RowLength);
         var all = cat(rows, 0);
         foreach (var r in rows) r.Dispose();
         return all;
@@ -133,7 +140,7 @@ public sealed class AttributionContext : IDisposable
     }
 
     /// <summary>One backward pass for up to batch_size targets and the contraction into rows.</summary>
-    private Tensor ComputeBatch(int[] readLayers, long[] positions, Tensor injections)
+    private Tensor ComputeBatch(int[] readLayers, long[] positions, Tensor injections, Tensor? keepColumns)
     {
         using var scope = NewDisposeScope();
         var (embeddingGrad, writeGrads) = Backward(readLayers, positions, injections);
@@ -153,7 +160,9 @@ public sealed class AttributionContext : IDisposable
             rows.narrow(1, ErrorOffset + w * nPos, nPos).copy_((g * prompt.Errors[w]).sum([-1]));
         }
         rows.narrow(1, TokenOffset, nPos).copy_((embeddingGrad * prompt.TokenVectors).sum([-1]));
-        return rows.narrow(0, 0, readLayers.Length).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
+        var targetRows = rows.narrow(0, 0, readLayers.Length);
+        if (keepColumns is not null) targetRows = targetRows.index_select(1, keepColumns);
+        return targetRows.to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -56,49 +56,45 @@ public static class Attributor
 
         int nActive = prompt.Active.Count, nLogits = targets.Count;
         var plan = AttributionPlan.For(nActive, settings.MaxFeatureNodes, settings.BatchSize, settings.UpdateInterval);
-        int maxFeatures = plan.MaxFeatures;
-        using var rows = zeros(nLogits + maxFeatures, context.RowLength);
-        var rowNodes = new long[nLogits + maxFeatures];
-
         progress?.Report(new(LogitRowsPhase, 0, nLogits));
-        timings.Time(LogitRowsPhase, () =>
-        {
-            using var logitRows = context.LogitRows(targets);
-            rows.narrow(0, 0, nLogits).copy_(logitRows);
-            for (int i = 0; i < nLogits; i++) rowNodes[i] = context.RowLength + i;
-            return 0;
-        });
+        using var logitRows = timings.Time(LogitRowsPhase, () => AttributionPlan.LogitRows(context, targets));
         progress?.Report(new(LogitRowsPhase, nLogits, nLogits));
 
-        int filled = nLogits;
-        var visited = new bool[nActive];
-        while (filled - nLogits < maxFeatures)
+        // Rows in blocks, as the Durable activities store them: one block per batch.
+        var blocks = new List<StoredRows>();
+        var visitOrder = new List<long>();
+        Tensor? graphColumns = null;
+        try
         {
-            int count = plan.QueueSize(filled - nLogits);
-            var queue = plan.Ranks
-                ? timings.Time(RankPhase, () => AttributionPlan.RankedQueue(rows.narrow(0, 0, filled), rowNodes[..filled], targets.Probabilities, visited, count))
-                : plan.EveryFeature();
-            if (queue.Length == 0) break;
-            timings.Time(FeatureRowsPhase, () =>
+            while (visitOrder.Count < plan.MaxFeatures)
             {
-                foreach (var batch in queue.Chunk(settings.BatchSize))
+                int count = plan.QueueSize(visitOrder.Count);
+                var queue = plan.Ranks
+                    ? timings.Time(RankPhase, () => plan.RankedQueue(logitRows, blocks, targets.Probabilities, count))
+                    : plan.EveryFeature();
+                if (queue.Length == 0) break;
+                graphColumns ??= plan.GraphColumnsFor(queue, context.RowLength);
+                timings.Time(FeatureRowsPhase, () =>
                 {
-                    using var batchRows = context.FeatureRows(batch);
-                    rows.narrow(0, filled, batch.Length).copy_(batchRows);
-                    foreach (long f in batch)
+                    foreach (var batch in queue.Chunk(settings.BatchSize))
                     {
-                        rowNodes[filled++] = f;
-                        visited[f] = true;
+                        blocks.Add(AttributionPlan.FeatureRows(context, batch, graphColumns));
+                        visitOrder.AddRange(batch);
+                        progress?.Report(new(FeatureRowsPhase, visitOrder.Count, plan.MaxFeatures));
                     }
-                    progress?.Report(new(FeatureRowsPhase, filled - nLogits, maxFeatures));
-                }
-                return 0;
-            });
-        }
+                    return 0;
+                });
+            }
 
-        progress?.Report(new(AssemblePhase, 0, 0));
-        var graph = timings.Time(AssemblePhase, () => GraphAssembly.Assemble(tokens, replacement.NLayers, prompt.Active, targets.TokenIds,
-            targets.Probabilities, rows.narrow(0, 0, nLogits), rows.narrow(0, nLogits, filled - nLogits), rowNodes[nLogits..filled]));
-        return new AttributionResult(graph, timings, rowNodes[nLogits..filled]);
+            progress?.Report(new(AssemblePhase, 0, 0));
+            var graph = timings.Time(AssemblePhase, () => GraphAssembly.Assemble(tokens, replacement.NLayers, prompt.Active, targets.TokenIds,
+                targets.Probabilities, logitRows, blocks));
+            return new AttributionResult(graph, timings, visitOrder);
+        }
+        finally
+        {
+            foreach (var block in blocks) block.Dispose();
+            graphColumns?.Dispose();
+        }
     }
 }

@@ -64,21 +64,22 @@ public class InterventionCheckTests
     }
 
     [Theory]
-    [InlineData(ModelArchitecture.Gemma2)]
-    [InlineData(ModelArchitecture.Llama)]
-    public void Selected_rows_stay_exact_when_max_feature_nodes_is_below_the_active_count(ModelArchitecture architecture)
+    [InlineData(ModelArchitecture.Gemma2, 2)]      // ranked rounds: whole rows
+    [InlineData(ModelArchitecture.Llama, 2)]
+    [InlineData(ModelArchitecture.Gemma2, 1000)]   // one round selects all: compact rows
+    public void Selected_rows_stay_exact_when_max_feature_nodes_is_below_the_active_count(ModelArchitecture architecture, int updateInterval)
     {
         using var tiny = new TinyReplacement(
             new TinyModelSpec { Architecture = architecture, Seed = 17 },
             new TinyTranscoderSpec { Skip = true, Seed = 9 },
             ScalarType.Float64);
-        AssertAllColumnsMatch(tiny, maxFeatureNodes: 40, Float64Tolerance);
+        AssertAllColumnsMatch(tiny, maxFeatureNodes: 40, Float64Tolerance, updateInterval);
     }
 
-    private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance)
+    private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance, int updateInterval = 2)
     {
         var tokens = tiny.Prompt(8);
-        var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = 2 };
+        var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = updateInterval };
         using var result = Attributor.Attribute(tiny.Replacement, tokens, settings);
         var graph = result.Graph;
         int activeCount = graph.Active.Count;

@@ -70,13 +70,13 @@ public class GraphOrchestrationTests
         registry.AddActivity<TReplacement>(typeof(TActivity).Name);
     }
 
-    private static GraphRequest Request(string slug, int maxFeatureNodes) => new()
+    private static GraphRequest Request(string slug, int maxFeatureNodes, int updateInterval = 2) => new()
     {
         Prompt = "The cat sat on the",
         Slug = slug,
         MaxFeatureNodes = maxFeatureNodes,
         BatchSize = 16,
-        UpdateInterval = 2,
+        UpdateInterval = updateInterval,
         MaxNLogits = 5,
         EdgeThreshold = 0.9,
     };
@@ -116,13 +116,15 @@ public class GraphOrchestrationTests
     }
 
     [Theory]
-    [InlineData(40, 1)]        // below the active count: ranked in rounds of update_interval × batch
-    [InlineData(100_000, 1)]   // above it: every feature, no ranking
-    [InlineData(40, 3)]        // several batches per activity
-    public async Task Orchestrated_graph_equals_the_graph_computed_directly(int maxFeatureNodes, int batchesPerActivity)
+    [InlineData(40, 1, 2)]          // below the active count: ranked in rounds of update_interval × batch (whole rows)
+    [InlineData(40, 1, 1000)]       // one ranked round takes the whole selection, as Neuronpedia asks (compact rows)
+    [InlineData(100_000, 1, 2)]     // above it: every feature, no ranking (compact rows)
+    [InlineData(40, 3, 2)]          // several batches per activity
+    public async Task Orchestrated_graph_equals_the_graph_computed_directly(int maxFeatureNodes, int batchesPerActivity, int updateInterval)
     {
         await using var service = await LocalService.StartAsync();
-        var (orchestrated, direct, instance) = await RunBothAsync(service, Request($"equal-{maxFeatureNodes}-{batchesPerActivity}", maxFeatureNodes), batchesPerActivity);
+        var request = Request($"equal-{maxFeatureNodes}-{batchesPerActivity}-{updateInterval}", maxFeatureNodes, updateInterval);
+        var (orchestrated, direct, instance) = await RunBothAsync(service, request, batchesPerActivity);
         AssertSameGraph(direct, orchestrated);
 
         var status = JsonDocument.Parse(instance.SerializedCustomStatus!).RootElement;

@@ -1,13 +1,13 @@
 namespace GraphFunctions.Orchestration;
 
 using System.Runtime.InteropServices;
+using Attribution.Graphs;
 using Attribution.Pipeline;
 using Attribution.Tracing;
 using GraphFunctions.Service;
 using GraphFunctions.Storage;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging;
-using static TorchSharp.torch;
 
 /// <summary>Prepare: the clean forward pass and the frozen forward pass of a job, on this worker.</summary>
 public class PrepareGraphActivity(JobStates states, GpuGate gpu) : TaskActivity<string, PreparedSummary>
@@ -27,10 +27,9 @@ public class LogitRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore wo
     {
         using var slot = await gpu.EnterAsync();
         var state = await states.GetAsync(input);
-        using var rows = state.Context.LogitRows(state.Targets);
-        var nodes = Enumerable.Range(0, state.Targets.Count).Select(i => (long)(state.Context.RowLength + i)).ToArray();
-        await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input, JobKeys.LogitBlock), nodes, rows);
-        return new RowBlock(JobKeys.LogitBlock, nodes.Length);
+        using var rows = AttributionPlan.LogitRows(state.Context, state.Targets);
+        await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input, JobKeys.LogitBlock), rows);
+        return new RowBlock(JobKeys.LogitBlock, rows.Count);
     }
 }
 
@@ -45,22 +44,19 @@ public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore
     {
         using var slot = await gpu.EnterAsync();
         var state = await states.GetAsync(input.JobId);
-        var blocks = new List<(long[] Nodes, Tensor Rows)> { await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock)) };
-        foreach (var block in input.Blocks) blocks.Add(await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, block)));
+        using var logitRows = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock));
+        var featureRows = new List<StoredRows>();
         try
         {
-            var visited = new bool[state.Prompt.Active.Count];
-            foreach (var (nodes, _) in blocks.Skip(1))
-                foreach (long node in nodes) visited[node] = true;
-            using var rows = cat(blocks.Select(b => b.Rows).ToList(), 0);
-            var queue = AttributionPlan.RankedQueue(rows, blocks.SelectMany(b => b.Nodes).ToArray(), state.Targets.Probabilities, visited, input.Count);
+            foreach (var block in input.Blocks) featureRows.Add(await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, block)));
+            var queue = state.Job.Plan(state.Prompt.Active.Count).RankedQueue(logitRows, featureRows, state.Targets.Probabilities, input.Count);
             string key = JobKeys.Queue(input.JobId, input.Round);
             await RowBlocks.WriteQueueAsync(workspace, key, queue);
             return new RankedFeatures(key, queue.Length);
         }
         finally
         {
-            foreach (var (_, rows) in blocks) rows.Dispose();
+            foreach (var rows in featureRows) rows.Dispose();
         }
     }
 }
@@ -78,10 +74,11 @@ public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore 
         // Which process ran which slice: how scale-out over several workers shows in the logs.
         log?.LogInformation("Feature rows {Block} of job {Job} in process {Process}", input.Block, input.JobId, Environment.ProcessId);
         var state = await states.GetAsync(input.JobId);
-        var features = input.QueueKey is null
-            ? Enumerable.Range(input.Offset, input.Count).Select(i => (long)i).ToArray()
-            : (await RowBlocks.ReadQueueAsync(workspace, input.QueueKey)).Skip(input.Offset).Take(input.Count).ToArray();
-        Tensor rows;
+        var plan = state.Job.Plan(state.Prompt.Active.Count);
+        var queue = input.QueueKey is null ? plan.EveryFeature() : await RowBlocks.ReadQueueAsync(workspace, input.QueueKey);
+        var features = queue[input.Offset..(input.Offset + input.Count)];
+        using var graphColumns = plan.GraphColumnsFor(queue, state.Context.RowLength);
+        StoredRows rows;
         try
         {
             if (input.Shrunk)
@@ -89,18 +86,18 @@ public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore 
                 // The frozen forward pass holds batch_size copies of the prompt: a smaller one for a split batch.
                 var model = await models.GetAsync();
                 using var small = new AttributionContext(model.Replacement, state.Prompt, input.Count);
-                rows = small.FeatureRows(features);
+                rows = AttributionPlan.FeatureRows(small, features, graphColumns);
             }
             else
             {
-                rows = state.Context.FeatureRows(features);
+                rows = AttributionPlan.FeatureRows(state.Context, features, graphColumns);
             }
         }
         catch (Exception e) when (IsOutOfMemory(e))
         {
             return new RowBlock(input.Block, 0, OutOfMemory: true);
         }
-        using (rows) await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input.JobId, input.Block), features, rows);
+        using (rows) await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input.JobId, input.Block), rows);
         return new RowBlock(input.Block, features.Length);
     }
 
@@ -117,15 +114,24 @@ public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStor
         using var slot = await gpu.EnterAsync();
         var state = await states.GetAsync(input.JobId);
         var model = await models.GetAsync();
-        var (_, logitRows) = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock));
-        var blocks = new List<(long[] Nodes, Tensor Rows)>();
-        foreach (var block in input.Blocks) blocks.Add(await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, block)));
-        try
+        // Rows stream in block by block: the assembly holds the adjacency and one block.
+        var featureNodes = new List<long>();
+        foreach (var block in input.Blocks) featureNodes.AddRange(await RowBlocks.ReadNodesAsync(workspace, JobKeys.Rows(input.JobId, block)));
+        AttributionGraph graph;
+        using (var assembly = new GraphAssembly(state.Job.Tokens, model.Replacement.NLayers, state.Prompt.Active,
+            state.Targets.TokenIds, state.Targets.Probabilities, featureNodes, state.Context.RowLength))
         {
-            var featureNodes = blocks.SelectMany(b => b.Nodes).ToArray();
-            using var featureRows = blocks.Count == 0 ? zeros(0, logitRows.shape[1]) : cat(blocks.Select(b => b.Rows).ToList(), 0);
-            using var graph = GraphAssembly.Assemble(state.Job.Tokens, model.Replacement.NLayers, state.Prompt.Active,
-                state.Targets.TokenIds, state.Targets.Probabilities, logitRows, featureRows, featureNodes);
+            using (var logitRows = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock)))
+                assembly.AddLogitRows(logitRows);
+            foreach (var block in input.Blocks)
+            {
+                using var rows = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, block));
+                assembly.AddFeatureRows(rows);
+            }
+            graph = assembly.Build();
+        }
+        using (graph)
+        {
             string key = JobKeys.Graph(input.JobId);
             GraphSummary? summary = null;
             await workspace.WriteAsync(key, (stream, _) =>
@@ -135,11 +141,6 @@ public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStor
             });
             return new GraphOutput(key, summary!.ActiveFeatures, summary.SelectedFeatures, summary.KeptNodes, summary.Logits,
                 summary.Scores.Replacement, summary.Scores.Completeness);
-        }
-        finally
-        {
-            logitRows.Dispose();
-            foreach (var (_, rows) in blocks) rows.Dispose();
         }
     }
 }

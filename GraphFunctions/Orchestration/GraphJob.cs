@@ -2,6 +2,7 @@ namespace GraphFunctions.Orchestration;
 
 using System.Text.Json.Serialization;
 using Attribution.Pipeline;
+using Attribution.Tracing;
 
 /// <summary>
 /// One graph job: the orchestration's input. The HTTP starter also stores it in the workspace.
@@ -13,6 +14,10 @@ public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, 
     string RunId = "")
 {
     public bool Delivers => SignedUrl is not null || ToBlob;
+
+    /// <summary>The job's attribution plan, once preparing it found <paramref name="activeFeatures"/>; the orchestrator and activities make the same.</summary>
+    public AttributionPlan Plan(int activeFeatures) =>
+        AttributionPlan.For(activeFeatures, Request.MaxFeatureNodes, Request.BatchSize, Request.UpdateInterval);
 
     /// <summary>Whether <paramref name="other"/> asks for the same graph delivered the same way (a client's retry).</summary>
     public bool SameWorkAs(GraphJob other) =>
@@ -36,7 +41,7 @@ public static class JobKeys
     public const string LogitBlock = "logits";
 }
 
-/// <summary>What preparing a job found: the sizes that drive the orchestration (its rounds: <see cref="Attribution.Tracing.AttributionPlan"/>).</summary>
+/// <summary>What preparing a job found: the sizes that drive the orchestration (its rounds: <see cref="AttributionPlan"/>).</summary>
 public sealed record PreparedSummary(int ActiveFeatures, int Logits, int RowLength);
 
 /// <summary>A stored block of attribution rows; <see cref="OutOfMemory"/> when the batch did not fit and nothing was stored.</summary>

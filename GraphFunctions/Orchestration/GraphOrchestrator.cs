@@ -22,7 +22,7 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
 
         Report(AttributionPlan.PreparePhase, 0, 0);
         var prepared = await context.CallActivityAsync<PreparedSummary>(nameof(PrepareGraphActivity), job.JobId, Retry);
-        var plan = AttributionPlan.For(prepared.ActiveFeatures, job.Request.MaxFeatureNodes, job.Request.BatchSize, job.Request.UpdateInterval);
+        var plan = job.Plan(prepared.ActiveFeatures);
         Report(AttributionPlan.LogitRowsPhase, 0, plan.MaxFeatures);
         await context.CallActivityAsync<RowBlock>(nameof(LogitRowsActivity), job.JobId, Retry);
 
