@@ -15,6 +15,9 @@ internal static class Measure
     /// <summary>Peak resident set size of this process so far (VmHWM), in MiB.</summary>
     public static double PeakResidentMiB() => ProcStatusKiB("VmHWM") / 1024.0;
 
+    /// <summary>Starts a new peak (VmHWM) for this process: Linux resets it on "5" written to clear_refs.</summary>
+    public static void ResetPeakResident() => File.WriteAllText("/proc/self/clear_refs", "5");
+
     /// <summary>Current resident set size (VmRSS), in MiB.</summary>
     public static double ResidentMiB() => ProcStatusKiB("VmRSS") / 1024.0;
 
@@ -29,5 +32,5 @@ internal static class Measure
     }
 
     public static string Machine() =>
-        $"{Environment.ProcessorCount} cores, {File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "unknown CPU"}";
+        $"{File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal))} cores, {File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "unknown CPU"}";
 }

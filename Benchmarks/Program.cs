@@ -6,6 +6,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["clt-loading"] = a => Task.FromResult(CltLoadingBenchmark.Run(a)),
     ["steering"] = SteeringBenchmark.RunAsync,
     ["orchestration"] = OrchestrationBenchmark.RunAsync,
+    ["scale"] = ScaleBenchmark.RunAsync,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

@@ -19,6 +19,14 @@ set -e
 read -r passed failed skipped < <(grep -Eo 'Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" |
   awk -F'[:,]' '{f+=$2; p+=$4; s+=$6} END {printf "%d %d %d\n", p, f, s}')
 rm -f "$log"
+
+# The GPU check's CPU dry run (build, device tests, scale benchmark at a small shape), counted as one test.
+mkdir -p .data
+if scripts/gpu-check.sh --cpu --report .data/gpu-check-dry-run.md > .data/gpu-check-dry-run.log 2>&1; then
+  passed=$((passed + 1)); echo "gpu-check dry run: passed (.data/gpu-check-dry-run.md)"
+else
+  failed=$((failed + 1)); echo "gpu-check dry run: FAILED"; tail -n 40 .data/gpu-check-dry-run.log
+fi
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
   exit 1

@@ -17,11 +17,14 @@ public sealed class TinyReplacement : IDisposable
         TinyCheckpoints.WriteModel(ModelFolder, model);
         ConfigPath = TinyCheckpoints.WriteTranscoders(folder["transcoders"], ModelFolder, transcoders);
         var computeType = dtype ?? ScalarType.Float32;
-        var loadOptions = (options ?? new TranscoderLoadOptions()) with { DType = computeType };
+        var loadOptions = (options ?? new TranscoderLoadOptions()) with { DType = computeType, Device = Device };
         Replacement = new ReplacementModel(
-            DecoderModel.Load(ModelFolder, CPU, computeType),
+            DecoderModel.Load(ModelFolder, Device, computeType),
             TranscoderLoader.LoadLocal(ConfigPath, loadOptions));
     }
+
+    /// <summary>Where tiny models run: GF_TEST_DEVICE (scripts/gpu-check.sh sets "cuda"), else the CPU.</summary>
+    public static Device Device { get; } = device(Environment.GetEnvironmentVariable("GF_TEST_DEVICE") is { Length: > 0 } name ? name : "cpu");
 
     public string ModelFolder { get; }
 
