@@ -7,6 +7,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["steering"] = SteeringBenchmark.RunAsync,
     ["orchestration"] = OrchestrationBenchmark.RunAsync,
     ["scale"] = ScaleBenchmark.RunAsync,
+    ["service-memory"] = ServiceMemoryBenchmark.RunAsync,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

@@ -160,7 +160,7 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>A prompt of exactly <paramref name="tokens"/> tokens (BOS included) of plain words.</summary>
-    private static string PromptOf(LoadedModel model, int tokens)
+    internal static string PromptOf(LoadedModel model, int tokens)
     {
         string[] words = ["the", "cat", "sat", "on", "a", "warm", "mat", "and", "looked", "at", "birds", "in", "spring", "light"];
         var text = new StringBuilder("The");
@@ -172,7 +172,7 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>The random model and transcoders, written once per shape (the bundled model's tokenizer).</summary>
-    private static (string Model, string TranscoderConfig) EnsureModel(string work, TinyModelSpec modelSpec, TinyTranscoderSpec transcoderSpec)
+    internal static (string Model, string TranscoderConfig) EnsureModel(string work, TinyModelSpec modelSpec, TinyTranscoderSpec transcoderSpec)
     {
         string model = Path.Combine(work, "model"), transcoders = Path.Combine(work, "transcoders");
         if (!File.Exists(Path.Combine(transcoders, "config.yaml")))
@@ -197,6 +197,25 @@ internal static class ScaleBenchmark
         await app.StartAsync();
         await ((GraphFunctions.Service.ModelHost)app.Services.GetService(typeof(GraphFunctions.Service.ModelHost))!).GetAsync();
         return new ServiceUnderTest(app, workspace);
+    }
+
+    /// <summary>Polls a folder until stopped; the largest total size of its files seen.</summary>
+    internal static long LargestFolderBytes(string folder, CancellationToken stop)
+    {
+        long largest = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                if (Directory.Exists(folder)) largest = Math.Max(largest, new DirectoryInfo(folder).EnumerateFiles().Sum(f => f.Length));
+            }
+            catch (IOException)
+            {
+                // A block renamed or removed while listed: the next look sees it.
+            }
+            Thread.Sleep(50);
+        }
+        return largest;
     }
 
     /// <summary>The service in this process, driven over HTTP as the webapp drives it.</summary>
@@ -230,24 +249,6 @@ internal static class ScaleBenchmark
             cell.Orchestrated.Add(seconds);
             cell.WorkspaceBytes = bytes;
             cell.OrchestratedPeakMiB = Math.Max(cell.OrchestratedPeakMiB, Measure.PeakResidentMiB());
-        }
-
-        private static long LargestFolderBytes(string folder, CancellationToken stop)
-        {
-            long largest = 0;
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    if (Directory.Exists(folder)) largest = Math.Max(largest, new DirectoryInfo(folder).EnumerateFiles().Sum(f => f.Length));
-                }
-                catch (IOException)
-                {
-                    // A block renamed or removed while listed: the next look sees it.
-                }
-                Thread.Sleep(50);
-            }
-            return largest;
         }
 
         public async ValueTask DisposeAsync()

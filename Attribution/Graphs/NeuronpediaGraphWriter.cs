@@ -3,6 +3,7 @@ namespace Attribution.Graphs;
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using static TorchSharp.torch;
 
 /// <summary>Who made a graph and with what, for the `info` block of the metadata (docs/graph-format.md).</summary>
 public sealed record GraphInfo(
@@ -110,20 +111,16 @@ public static class NeuronpediaGraphWriter
     private static List<int> KeptNodes(AttributionGraph graph, PruneResult pruning) =>
         Enumerable.Range(0, graph.NodeCount).Where(i => pruning.NodeMask[i]).ToList();
 
+    /// <summary>Edges between kept nodes, in row-major (target, source) order; read from the kept nodes' block, not all N².</summary>
     private static List<(int Source, int Target, float Weight)> KeptLinks(AttributionGraph graph, PruneResult pruning, List<int> nodes)
     {
-        var kept = new bool[graph.NodeCount];
-        foreach (int n in nodes) kept[n] = true;
-        using var pairs = pruning.EdgeMask.nonzero();              // [edges, 2] as (target, source), row-major
-        var flat = pairs.data<long>().ToArray();
-        using var weights = graph.Adjacency[pruning.EdgeMask];
-        var values = weights.data<float>().ToArray();
+        using var scope = NewDisposeScope();
+        var keptIndex = tensor(nodes.Select(n => (long)n).ToArray());
+        var mask = pruning.EdgeMask.index_select(0, keptIndex).index_select(1, keptIndex);
+        var pairs = mask.nonzero().data<long>().ToArray();          // [edges, 2] as (target, source) in kept order
+        var values = graph.Adjacency.index_select(0, keptIndex).index_select(1, keptIndex)[mask].data<float>().ToArray();
         var links = new List<(int, int, float)>(values.Length);
-        for (int e = 0; e < values.Length; e++)
-        {
-            int target = (int)flat[2 * e], source = (int)flat[2 * e + 1];
-            if (kept[source] && kept[target]) links.Add((source, target, values[e]));
-        }
+        for (int e = 0; e < values.Length; e++) links.Add((nodes[(int)pairs[2 * e + 1]], nodes[(int)pairs[2 * e]], values[e]));
         return links;
     }
 

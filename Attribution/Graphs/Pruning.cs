@@ -31,13 +31,24 @@ public static class Pruning
         var nodeMask = nodeInfluence >= GraphMath.Threshold(nodeInfluence, nodeThreshold);
         nodeMask.narrow(0, alwaysKeptFrom, n - alwaysKeptFrom).fill_(true);
 
-        // 2. Edges by score on the node-pruned matrix: Â_ij · (influence_i + w_i).
-        var keep = nodeMask.to(ScalarType.Float32);
-        var pruned = graph.Adjacency * keep.unsqueeze(1) * keep.unsqueeze(0);
-        var normalizedPruned = GraphMath.NormalizeRows(pruned);
-        var prunedInfluence = GraphMath.Influence(normalizedPruned, weights) + weights;
-        var edgeScores = normalizedPruned * prunedInfluence.unsqueeze(1);
-        var edgeMask = edgeScores >= GraphMath.Threshold(edgeScores, edgeThreshold);
+        // 2. Edges by score on the node-pruned matrix: Â_ij · (influence_i + w_i). Dropped nodes'
+        //    rows and columns are zero there, so the scores are computed on the kept nodes' block
+        //    (a fraction of the N² matrix) and the rest counts as zeros.
+        var kept = nodeMask.nonzero().squeeze(1);
+        long nKept = kept.shape[0];
+        var normalizedPruned = GraphMath.NormalizeRows(graph.Adjacency.index_select(0, kept).index_select(1, kept));
+        var keptWeights = weights.index_select(0, kept);
+        var prunedInfluence = GraphMath.Influence(normalizedPruned, keptWeights) + keptWeights;
+        var keptScores = normalizedPruned * prunedInfluence.unsqueeze(1);
+        float edgeCut = GraphMath.Threshold(keptScores, edgeThreshold, implicitZeros: (long)n * n - nKept * nKept);
+        // A cut at zero keeps every edge, zeros included, as a comparison over the whole matrix would.
+        var edgeMask = edgeCut <= 0 ? ones(n, n, ScalarType.Bool) : zeros(n, n, ScalarType.Bool);
+        if (edgeCut > 0)
+        {
+            var keptRows = zeros(nKept, n, ScalarType.Bool);
+            keptRows.index_copy_(1, kept, keptScores >= edgeCut);
+            edgeMask.index_copy_(0, kept, keptRows);
+        }
 
         // 3. Drop nodes left without outgoing (features, errors) or incoming (features) edges, until stable.
         var nodes = nodeMask.data<bool>().ToArray();

@@ -39,6 +39,27 @@ public class GraphMathTests
         Assert.Equal(expected, GraphMath.Threshold(scores, fraction));
     }
 
+    [Theory]
+    [InlineData(0.98, 3.0, true)]    // heavy-tailed, as edge scores: the head is sorted alone
+    [InlineData(0.8, 3.0, true)]
+    [InlineData(0.98, 0.1, false)]   // nearly flat: most scores are needed, so all are sorted
+    [InlineData(0.5, 1.0, true)]
+    public void Threshold_of_a_large_score_set_equals_sorting_all_of_it(double fraction, double spread, bool sortsHeadOnly)
+    {
+        using var generator = new TorchSharp.torch.Generator(7);
+        long n = GraphMath.HeadSortFrom * 3;
+        using var scores = (randn([n], generator: generator) * spread).exp_();
+        scores.narrow(0, 0, n / 4).zero_();   // zeros, as most of an edge matrix
+        using var positive = scores.masked_select(scores > 0);
+        var sorted = positive.sort(descending: true).Values;
+        var shares = sorted.cumsum(0) / positive.sum();
+        long index = searchsorted(shares, tensor(new[] { (float)fraction })).item<long>();
+        Assert.Equal(sorted[index].item<float>(), GraphMath.Threshold(scores, fraction));
+        using var head = GraphMath.HeadAboveFraction(positive, fraction);
+        Assert.Equal(sortsHeadOnly, head is not null);
+        if (head is not null) Assert.True(head.shape[0] < positive.shape[0] / 2 && head.shape[0] > index, $"head of {head.shape[0]} for index {index}");
+    }
+
     [Fact]
     public void Partial_influences_follow_rows_back_from_the_logits()
     {

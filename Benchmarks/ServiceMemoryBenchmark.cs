@@ -1,0 +1,129 @@
+namespace Benchmarks;
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using Attribution.Loading;
+using Attribution.Models;
+using Attribution.Synthetic;
+
+/// <summary>
+/// Issue #11's memory bounds, on the service as users start it: the local host in its own process
+/// (as scripts/run.sh starts it, Durable in memory), one small graph to load the model, then
+/// <c>--graphs</c> consecutive graphs of <c>--features</c> features on the scale benchmark's model.
+/// Prints the service's peak resident memory during each graph (VmHWM, reset before each) and its
+/// resident memory after each, against the weights (resident after the first small graph) and the
+/// row storage the job wrote to the workspace.
+/// </summary>
+internal static class ServiceMemoryBenchmark
+{
+    private const string Secret = "bench";
+    private const string ModelId = "bench/scale";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        int Option(string name, int fallback)
+        {
+            int at = Array.IndexOf(args, name);
+            return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+        }
+        int layers = Option("--layers", 12), dModel = Option("--d-model", 512), dTranscoder = Option("--d-transcoder", 8192), l0 = Option("--l0", 64);
+        int tokens = Option("--tokens", 64), features = Option("--features", 5000), graphs = Option("--graphs", 10);
+        string work = Path.Combine(Path.GetTempPath(), $"gf-bench-scale-{layers}x{dModel}x{dTranscoder}-hd{dModel / 8}-l0-{l0}-Float32");
+        var (model, transcoders) = ScaleBenchmark.EnsureModel(work, new TinyModelSpec
+        {
+            Architecture = ModelArchitecture.Gemma2, VocabSize = 4096, DModel = dModel, DMlp = 4 * dModel, NLayers = layers,
+            NHeads = 8, NKvHeads = 4, HeadDim = dModel / 8, Seed = 1, WeightStd = 0.05,
+        }, new TinyTranscoderSpec { DTranscoder = dTranscoder, TargetL0 = l0, Seed = 2 });
+        string prompt;
+        using (var tokenizerOnly = await LoadedModel.LoadAsync(new ModelSettings { ModelId = ModelId, ModelPath = model, TranscoderSet = transcoders }, hub: null))
+            prompt = ScaleBenchmark.PromptOf(tokenizerOnly, tokens);
+
+        string workspace = Path.Combine(work, "service-workspace");
+        if (Directory.Exists(workspace)) Directory.Delete(workspace, recursive: true);
+        int port = GraphFunctions.LocalHost.LocalHostApp.FreeLoopbackPort();
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "GraphFunctions.LocalHost.dll"));
+        foreach (var (name, value) in new Dictionary<string, string>
+        {
+            ["urls"] = $"http://127.0.0.1:{port}", ["SECRET"] = Secret, ["MODEL_ID"] = ModelId, ["MODEL_PATH"] = model, ["TRANSCODER_SET"] = transcoders,
+            ["WORKSPACE_PATH"] = workspace, ["DURABLE_STORAGE"] = "in-memory", ["TOKEN_LIMIT"] = "1024", ["DOTNET_PROCESSOR_COUNT"] = "8",
+            ["Logging__LogLevel__Default"] = "Warning",
+        })
+            start.Environment[name] = value;
+        using var service = Process.Start(start)!;
+        service.OutputDataReceived += (_, _) => { };
+        service.ErrorDataReceived += (_, _) => { };
+        service.BeginOutputReadLine();
+        service.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(30) };
+            http.DefaultRequestHeaders.Add("x-secret-key", Secret);
+            await WaitReadyAsync(http, service);
+            Console.WriteLine($"machine: {Measure.Machine()}; service process {service.Id}");
+            Console.WriteLine($"model: Gemma-2 layout, {layers} layers, d_model {dModel}, d_transcoder {dTranscoder}, L0 ≈ {l0}; {tokens}-token prompt, {features} features, batch 48");
+
+            await GraphAsync(http, prompt, 10, "load");
+            double weights = ProcStatusMiB(service.Id, "VmRSS");
+            Console.WriteLine($"resident after a 10-feature graph (weights + runtime): {weights:F0} MiB");
+            Console.WriteLine("| graph | seconds | peak RSS MiB | RSS after MiB | row bytes in workspace MiB | (peak − weights) / rows |");
+            Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
+            double? firstAfter = null;
+            for (int i = 1; i <= graphs; i++)
+            {
+                File.WriteAllText($"/proc/{service.Id}/clear_refs", "5");   // a new peak per graph
+                using var watching = new CancellationTokenSource();
+                string slug = $"memory-{i}";
+                var rowBytes = Task.Run(() => ScaleBenchmark.LargestFolderBytes(Path.Combine(workspace, "jobs", slug, "rows"), watching.Token));
+                double seconds = await GraphAsync(http, prompt, features, slug);
+                await watching.CancelAsync();
+                double rowsMiB = await rowBytes / 1048576.0;
+                double peak = ProcStatusMiB(service.Id, "VmHWM"), after = ProcStatusMiB(service.Id, "VmRSS");
+                firstAfter ??= after;
+                Console.WriteLine($"| {i} | {seconds:F1} | {peak:F0} | {after:F0} | {rowsMiB:F1} | {(peak - weights) / rowsMiB:F1} |");
+            }
+            Console.WriteLine($"RSS after graph {graphs} ÷ after graph 1: {ProcStatusMiB(service.Id, "VmRSS") / firstAfter:F3}");
+        }
+        finally
+        {
+            if (!service.HasExited) service.Kill(entireProcessTree: true);
+        }
+        return 0;
+    }
+
+    private static async Task<double> GraphAsync(HttpClient http, string prompt, int features, string slug)
+    {
+        string body = $$"""{"prompt": {{System.Text.Json.JsonSerializer.Serialize(prompt)}}, "model_id": "{{ModelId}}", "slug_identifier": "{{slug}}", "max_feature_nodes": {{features}}}""";
+        using var content = new StringContent(body, new MediaTypeHeaderValue("application/json"));
+        var clock = Stopwatch.StartNew();
+        using var response = await http.PostAsync("/generate-graph?wait_seconds=1800", content);
+        await response.Content.ReadAsByteArrayAsync();
+        response.EnsureSuccessStatusCode();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    private static async Task WaitReadyAsync(HttpClient http, Process service)
+    {
+        for (var deadline = DateTime.UtcNow.AddMinutes(2); DateTime.UtcNow < deadline; await Task.Delay(250))
+        {
+            if (service.HasExited) throw new InvalidOperationException($"the service exited ({service.ExitCode})");
+            try
+            {
+                using var response = await http.GetAsync("/");
+                return;
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+        }
+        throw new TimeoutException("the service did not start");
+    }
+
+    private static double ProcStatusMiB(int pid, string field)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+    }
+}
