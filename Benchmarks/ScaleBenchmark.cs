@@ -43,11 +43,7 @@ internal static class ScaleBenchmark
         int headDim = options.Int("--head-dim", dModel / 8);
         var storeType = ModelSettings.ParseDType(dtype) == ScalarType.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         string work = Path.Combine(options.Text("--work", Path.GetTempPath()), $"gf-bench-scale-{layers}x{dModel}x{dTranscoder}-hd{headDim}-l0-{l0}-{storeType}");
-        var (modelFolder, transcoderConfig) = EnsureModel(work, new TinyModelSpec
-        {
-            Architecture = ModelArchitecture.Gemma2, VocabSize = 4096, DModel = dModel, DMlp = 4 * dModel, NLayers = layers,
-            NHeads = 8, NKvHeads = 4, HeadDim = headDim, Seed = 1, WeightStd = 0.05, StoreDType = storeType,
-        }, new TinyTranscoderSpec { DTranscoder = dTranscoder, TargetL0 = l0, Seed = 2, StoreDType = storeType });
+        var (modelFolder, transcoderConfig) = EnsureModel(work, layers, dModel, headDim, dTranscoder, l0, storeType);
         var report = new StringBuilder();
         void Print(string line)
         {
@@ -172,8 +168,14 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>The random model and transcoders, written once per shape (the bundled model's tokenizer).</summary>
-    internal static (string Model, string TranscoderConfig) EnsureModel(string work, TinyModelSpec modelSpec, TinyTranscoderSpec transcoderSpec)
+    internal static (string Model, string TranscoderConfig) EnsureModel(string work, int layers, int dModel, int headDim, int dTranscoder, int l0, ScalarType storeType)
     {
+        var modelSpec = new TinyModelSpec
+        {
+            Architecture = ModelArchitecture.Gemma2, VocabSize = 4096, DModel = dModel, DMlp = 4 * dModel, NLayers = layers,
+            NHeads = 8, NKvHeads = 4, HeadDim = headDim, Seed = 1, WeightStd = 0.05, StoreDType = storeType,
+        };
+        var transcoderSpec = new TinyTranscoderSpec { DTranscoder = dTranscoder, TargetL0 = l0, Seed = 2, StoreDType = storeType };
         string model = Path.Combine(work, "model"), transcoders = Path.Combine(work, "transcoders");
         if (!File.Exists(Path.Combine(transcoders, "config.yaml")))
         {

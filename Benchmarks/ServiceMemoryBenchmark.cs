@@ -4,8 +4,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
 using Attribution.Loading;
-using Attribution.Models;
-using Attribution.Synthetic;
 
 /// <summary>
 /// Issue #11's memory bounds, on the service as users start it: the local host in its own process
@@ -30,11 +28,7 @@ internal static class ServiceMemoryBenchmark
         int layers = Option("--layers", 12), dModel = Option("--d-model", 512), dTranscoder = Option("--d-transcoder", 8192), l0 = Option("--l0", 64);
         int tokens = Option("--tokens", 64), features = Option("--features", 5000), graphs = Option("--graphs", 10);
         string work = Path.Combine(Path.GetTempPath(), $"gf-bench-scale-{layers}x{dModel}x{dTranscoder}-hd{dModel / 8}-l0-{l0}-Float32");
-        var (model, transcoders) = ScaleBenchmark.EnsureModel(work, new TinyModelSpec
-        {
-            Architecture = ModelArchitecture.Gemma2, VocabSize = 4096, DModel = dModel, DMlp = 4 * dModel, NLayers = layers,
-            NHeads = 8, NKvHeads = 4, HeadDim = dModel / 8, Seed = 1, WeightStd = 0.05,
-        }, new TinyTranscoderSpec { DTranscoder = dTranscoder, TargetL0 = l0, Seed = 2 });
+        var (model, transcoders) = ScaleBenchmark.EnsureModel(work, layers, dModel, dModel / 8, dTranscoder, l0, TorchSharp.torch.ScalarType.Float32);
         string prompt;
         using (var tokenizerOnly = await LoadedModel.LoadAsync(new ModelSettings { ModelId = ModelId, ModelPath = model, TranscoderSet = transcoders }, hub: null))
             prompt = ScaleBenchmark.PromptOf(tokenizerOnly, tokens);
