@@ -60,6 +60,8 @@ COPY --from=build /home/site/wwwroot /home/site/wwwroot
 # The host settings of the official image. LD_LIBRARY_PATH (prepended to the CUDA base's own) lets
 # TorchSharp find libtorch_cuda and lets libLibTorchSharp.so resolve libtorch.so / libc10.so.
 # App settings (DEVICE, MODEL_ID, ...) come from the Container App, not from the image.
+# MALLOC_ARENA_MAX=1: activities run on any pool thread, and glibc's per-thread arenas each keep
+# fragments of the batches' large temporaries (docs/performance.md, "Memory").
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     HOME=/home \
     FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
@@ -67,6 +69,7 @@ ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     ASPNETCORE_CONTENTROOT=/azure-functions-host \
     ASPNETCORE_URLS=http://+:80 \
     DOTNET_USE_POLLING_FILE_WATCHER=true \
+    MALLOC_ARENA_MAX=1 \
     LD_LIBRARY_PATH=/opt/libtorch/lib:${LD_LIBRARY_PATH}
 EXPOSE 80
 CMD ["/azure-functions-host/Microsoft.Azure.WebJobs.Script.WebHost"]

@@ -7,7 +7,7 @@ using Attribution.Loading;
 
 /// <summary>
 /// Issue #11's memory bounds, on the service as users start it: the local host in its own process
-/// (as scripts/run.sh starts it, Durable in memory), one small graph to load the model, then
+/// (with scripts/run.sh's process settings, Durable in memory), one small graph to load the model, then
 /// <c>--graphs</c> consecutive graphs of <c>--features</c> features on the scale benchmark's model.
 /// Prints the service's peak resident memory during each graph (VmHWM, reset before each) and its
 /// resident memory after each, against the weights (resident after the first small graph) and the
@@ -35,26 +35,43 @@ internal static class ServiceMemoryBenchmark
 
         string workspace = Path.Combine(work, "service-workspace");
         if (Directory.Exists(workspace)) Directory.Delete(workspace, recursive: true);
-        int port = GraphFunctions.LocalHost.LocalHostApp.FreeLoopbackPort();
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "GraphFunctions.LocalHost.dll"));
+        // On the command line, not in the environment: the in-memory Durable sidecar reads a
+        // `urls` variable too and would take the address itself.
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add("http://127.0.0.1:0");
         foreach (var (name, value) in new Dictionary<string, string>
         {
-            ["urls"] = $"http://127.0.0.1:{port}", ["SECRET"] = Secret, ["MODEL_ID"] = ModelId, ["MODEL_PATH"] = model, ["TRANSCODER_SET"] = transcoders,
-            ["WORKSPACE_PATH"] = workspace, ["DURABLE_STORAGE"] = "in-memory", ["TOKEN_LIMIT"] = "1024", ["DOTNET_PROCESSOR_COUNT"] = "8",
-            ["Logging__LogLevel__Default"] = "Warning",
+            ["SECRET"] = Secret, ["MODEL_ID"] = ModelId, ["MODEL_PATH"] = model, ["TRANSCODER_SET"] = transcoders,
+            ["WORKSPACE_PATH"] = workspace, ["DURABLE_STORAGE"] = "in-memory", ["TOKEN_LIMIT"] = "1024", ["DOTNET_PROCESSOR_COUNT"] = "8", ["MALLOC_ARENA_MAX"] = "1",
+            ["Logging__LogLevel__Default"] = "Warning", ["Logging__LogLevel__GraphFunctions.LocalHost"] = "Information",
         })
             start.Environment[name] = value;
         using var service = Process.Start(start)!;
-        service.OutputDataReceived += (_, _) => { };
-        service.ErrorDataReceived += (_, _) => { };
+        // Port 0 and the address the service reports.
+        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lastLines = new Queue<string>();   // the service's last words, shown if it fails
+        void Keep(string? line)
+        {
+            if (line is null) return;
+            const string Announcement = GraphFunctions.LocalHost.LocalHostApp.ServingAnnouncement;
+            if (line.Contains(Announcement, StringComparison.Ordinal)) listening.TrySetResult(line[(line.IndexOf(Announcement, StringComparison.Ordinal) + Announcement.Length)..].Split(' ')[0]);
+            lock (lastLines)
+            {
+                lastLines.Enqueue(line);
+                if (lastLines.Count > 40) lastLines.Dequeue();
+            }
+        }
+        service.OutputDataReceived += (_, e) => Keep(e.Data);
+        service.ErrorDataReceived += (_, e) => Keep(e.Data);
         service.BeginOutputReadLine();
         service.BeginErrorReadLine();
         try
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(30) };
+            string address = await listening.Task.WaitAsync(TimeSpan.FromMinutes(2));
+            using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(30) };
             http.DefaultRequestHeaders.Add("x-secret-key", Secret);
-            await WaitReadyAsync(http, service);
             Console.WriteLine($"machine: {Measure.Machine()}; service process {service.Id}");
             Console.WriteLine($"model: Gemma-2 layout, {layers} layers, d_model {dModel}, d_transcoder {dTranscoder}, L0 ≈ {l0}; {tokens}-token prompt, {features} features, batch 48");
 
@@ -79,6 +96,11 @@ internal static class ServiceMemoryBenchmark
             }
             Console.WriteLine($"RSS after graph {graphs} ÷ after graph 1: {ProcStatusMiB(service.Id, "VmRSS") / firstAfter:F3}");
         }
+        catch
+        {
+            lock (lastLines) Console.Error.WriteLine("service output:\n" + string.Join('\n', lastLines));
+            throw;
+        }
         finally
         {
             if (!service.HasExited) service.Kill(entireProcessTree: true);
@@ -92,27 +114,9 @@ internal static class ServiceMemoryBenchmark
         using var content = new StringContent(body, new MediaTypeHeaderValue("application/json"));
         var clock = Stopwatch.StartNew();
         using var response = await http.PostAsync("/generate-graph?wait_seconds=1800", content);
-        await response.Content.ReadAsByteArrayAsync();
-        response.EnsureSuccessStatusCode();
+        string answer = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{(int)response.StatusCode}: {answer[..Math.Min(answer.Length, 500)]}");
         return clock.Elapsed.TotalSeconds;
-    }
-
-    private static async Task WaitReadyAsync(HttpClient http, Process service)
-    {
-        for (var deadline = DateTime.UtcNow.AddMinutes(2); DateTime.UtcNow < deadline; await Task.Delay(250))
-        {
-            if (service.HasExited) throw new InvalidOperationException($"the service exited ({service.ExitCode})");
-            try
-            {
-                using var response = await http.GetAsync("/");
-                return;
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-        }
-        throw new TimeoutException("the service did not start");
     }
 
     private static double ProcStatusMiB(int pid, string field)

@@ -24,6 +24,9 @@ public static class LocalHostApp
     /// <summary>Run as a worker: take activities from the persistent task hub, serve no routes.</summary>
     public const string WorkerFlag = "--worker";
 
+    /// <summary>The start of the line the host logs once it listens, followed by its addresses.</summary>
+    public const string ServingAnnouncement = "GraphFunctions local host serving on ";
+
     /// <param name="tasks">Replaces the default task registrations (tests register faulty activities).</param>
     public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null, Action<DurableTaskRegistry>? tasks = null)
     {
@@ -50,6 +53,8 @@ public static class LocalHostApp
         var app = builder.Build();
         // A worker (--worker) joins the task hub to run activities; it serves no routes.
         if (!args.Contains(WorkerFlag)) MapRoutes(app);
+        // The bound address, in words a launcher can find (with urls port 0, and beside the sidecar's own Kestrel lines).
+        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation("{Announcement}{Urls}", ServingAnnouncement, string.Join(' ', app.Urls)));
         return app;
     }
 

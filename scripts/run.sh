@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 dotnet build GraphFunctions.LocalHost -c Release --nologo -v quiet
 # The Durable dispatcher caps concurrent work at the processor count; let fan-out run.
 export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}"
+# One malloc arena: activities run on any pool thread, and glibc's per-thread arenas would each keep
+# fragments of the batches' large temporaries (docs/performance.md, "Memory"). Read at process start.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-1}"
 
 # Azurite for the task hub, unless one is already up (the first run.sh of a host and a worker owns it).
 if ! (exec 3<>/dev/tcp/127.0.0.1/10000) 2>/dev/null; then

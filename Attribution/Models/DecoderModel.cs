@@ -110,7 +110,12 @@ public sealed class DecoderModel : IDisposable
         policy.BeginForward(positionOffset, (int)residual.shape[1]);
         using var span = new PositionSpan(this, positionOffset, residual.shape[1]);
         var h = residual;
-        for (int l = 0; l < blocks.Length; l++) h = BlockForward(l, h, policy, span, cache);
+        for (int l = 0; l < blocks.Length; l++)
+        {
+            using var blockScope = policy.FreesBlockIntermediates ? NewDisposeScope() : null;
+            var output = BlockForward(l, h, policy, span, cache);
+            h = blockScope is null ? output : output.MoveToOuterDisposeScope();
+        }
         cache?.Advance(residual.shape[1]);
         var normed = RmsNorm(h, finalNorm, Config.NLayers, NormPoint.Final, policy).Output;
         policy.OnFinalResidual(normed);

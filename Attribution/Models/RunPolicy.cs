@@ -48,6 +48,13 @@ public class RunPolicy
 
     public virtual WriteHook WriteAt => WriteHook.MlpOut;
 
+    /// <summary>
+    /// Whether the forward pass frees each block's intermediate tensors when the block is done
+    /// (autograd keeps what its backward needs). A policy that says so keeps whatever it records
+    /// out of the dispose scopes itself; one that carries tensors from block to block says no.
+    /// </summary>
+    public virtual bool FreesBlockIntermediates => false;
+
     /// <summary>Called before each forward pass with the absolute positions it covers (incremental decoding starts past 0).</summary>
     public virtual void BeginForward(int positionOffset, int positions)
     {

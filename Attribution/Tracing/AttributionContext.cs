@@ -46,10 +46,12 @@ public sealed class AttributionContext : IDisposable
         using (var scope = NewDisposeScope())
         {
             model.Forward(embeddingLeaf, run);
-            foreach (var read in run.Reads) read.DetachFromDisposeScope();
             run.FinalResidual.DetachFromDisposeScope();
         }
         sources = Enumerable.Range(0, nLayers).Select(BuildSources).ToArray();
+        // Preparing freed far more than it keeps (the clean pass's encodings, the batched forward
+        // pass's intermediates); give it back once now, before the batches fill the heap around it.
+        TorchInfo.ReleaseFreedMemory();
     }
 
     public int ActiveCount => prompt.Active.Count;
@@ -58,7 +60,14 @@ public sealed class AttributionContext : IDisposable
     public ScalarType ComputeType => replacement.Model.DType;
 
     /// <summary>Columns of a row: active features, errors (layer-major), tokens. Logit columns are always zero and left out.</summary>
-    public int RowLength => ActiveCount + (nLayers + 1) * nPos;
+    public int RowLength => RowLengthFor(prompt, nLayers);
+
+    /// <summary>The row length of a prompt's graph (<see cref="RowLength"/>) without making its frozen forward pass.</summary>
+    public static int RowLengthFor(PreparedPrompt prompt, int nLayers)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        return prompt.Active.Count + (nLayers + 1) * prompt.NPos;
+    }
 
     private int ErrorOffset => ActiveCount;
 
@@ -245,7 +254,6 @@ public sealed class AttributionContext : IDisposable
     {
         embeddingLeaf.Dispose();
         foreach (var t in writeLeaves) t.Dispose();
-        foreach (var t in run.Reads) t?.Dispose();
         run.FinalResidual?.Dispose();
         run.Dispose();
         foreach (var s in sources) s?.Dispose();

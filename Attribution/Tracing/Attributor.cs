@@ -64,6 +64,10 @@ public static class Attributor
         var blocks = new List<StoredRows>();
         var visitOrder = new List<long>();
         Tensor? graphColumns = null;
+        // Compact rows (the whole selection known up front) go into one allocation made once: a
+        // long-lived block per batch, placed among each batch's freed temporaries, fragments the
+        // heap (resident memory grew ~0.7 GB over a 5000-feature graph of a 12-layer model).
+        Tensor? rowStore = null;
         try
         {
             while (visitOrder.Count < plan.MaxFeatures)
@@ -74,11 +78,14 @@ public static class Attributor
                     : plan.EveryFeature();
                 if (queue.Length == 0) break;
                 graphColumns ??= plan.GraphColumnsFor(queue, context.RowLength);
+                if (graphColumns is not null)
+                    rowStore ??= empty(plan.MaxFeatures, graphColumns.shape[0], StoredRows.CompactValueType(context.ComputeType));
                 timings.Time(FeatureRowsPhase, () =>
                 {
                     foreach (var batch in queue.Chunk(settings.BatchSize))
                     {
-                        blocks.Add(AttributionPlan.FeatureRows(context, batch, graphColumns));
+                        var block = AttributionPlan.FeatureRows(context, batch, graphColumns);
+                        blocks.Add(rowStore is null ? block : block.MovedInto(rowStore, visitOrder.Count));
                         visitOrder.AddRange(batch);
                         progress?.Report(new(FeatureRowsPhase, visitOrder.Count, plan.MaxFeatures));
                     }
@@ -94,6 +101,7 @@ public static class Attributor
         finally
         {
             foreach (var block in blocks) block.Dispose();
+            rowStore?.Dispose();
             graphColumns?.Dispose();
         }
     }

@@ -58,12 +58,16 @@ public sealed class StoredRows : IDisposable
         return new(nodes, rows, null, compact: false);
     }
 
+    /// <summary>The element type of compact rows for a model computing in <paramref name="computeType"/>.</summary>
+    public static ScalarType CompactValueType(ScalarType computeType) =>
+        computeType is ScalarType.Float32 or ScalarType.Float64 ? ScalarType.Float32 : ScalarType.Float16;
+
     /// <summary>Rows already cut to <see cref="GraphColumns"/>, stored compact for a model that computes in <paramref name="computeType"/>.</summary>
     public static StoredRows Compact(long[] nodes, Tensor graphColumnRows, ScalarType computeType)
     {
         using var scope = NewDisposeScope();
         var rows = graphColumnRows.to(ScalarType.Float32).cpu().contiguous();
-        if (computeType is ScalarType.Float32 or ScalarType.Float64)
+        if (CompactValueType(computeType) == ScalarType.Float32)
             return new(nodes, rows.clone().MoveToOuterDisposeScope(), null, compact: true);
         var scales = rows.abs().amax([1]).div_(ScaledMaximum);
         scales.masked_fill_(scales.eq(0), 1f);   // an all-zero row stays zero
@@ -73,6 +77,19 @@ public sealed class StoredRows : IDisposable
 
     /// <summary>Rows read back from storage, as written.</summary>
     public static StoredRows FromParts(long[] nodes, Tensor values, Tensor? scales, bool compact) => new(nodes, values, scales, compact);
+
+    /// <summary>
+    /// These rows copied into <paramref name="store"/> from row <paramref name="firstRow"/> on
+    /// (same columns and element type); this block is disposed and the result views the store,
+    /// which the caller keeps alive for as long as the result.
+    /// </summary>
+    public StoredRows MovedInto(Tensor store, long firstRow)
+    {
+        var place = store.narrow(0, firstRow, Count);
+        place.copy_(Values);
+        Values.Dispose();
+        return new(Nodes, place, Scales, IsCompact);
+    }
 
     /// <summary>The rows as float32 [rows, columns], a handle the caller disposes (whole rows: an alias, no copy).</summary>
     public Tensor ToFloat32() => Scales is null ? Values.alias() : Values.to(ScalarType.Float32).mul_(Scales.unsqueeze(1));

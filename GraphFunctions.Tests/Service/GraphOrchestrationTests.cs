@@ -136,6 +136,19 @@ public class GraphOrchestrationTests
     }
 
     [Fact]
+    public async Task A_job_prepares_once_and_its_worker_keeps_no_state_after_it()
+    {
+        await using var service = await LocalService.StartAsync();
+        var states = service.Services.GetRequiredService<JobStates>();
+        int before = states.Rebuilds;
+        var (orchestrated, direct, instance) = await RunBothAsync(service, Request("released", 40));
+        AssertSameGraph(direct, orchestrated);
+        // Assembly released the frozen pass and clean-up dropped the state, without preparing again.
+        Assert.Equal(1, states.Rebuilds - before);
+        Assert.False(states.Holds(instance.InstanceId));
+    }
+
+    [Fact]
     public async Task A_worker_with_an_empty_cache_mid_job_rebuilds_the_same_state()
     {
         await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<RankFeaturesActivity, ForgetfulRankFeatures>(registry));

@@ -16,7 +16,8 @@ public class PrepareGraphActivity(JobStates states, GpuGate gpu) : TaskActivity<
     {
         using var slot = await gpu.EnterAsync();
         var state = await states.GetAsync(input);
-        return new PreparedSummary(state.Prompt.Active.Count, state.Targets.Count, state.Context.RowLength);
+        _ = state.Context;   // the frozen forward pass, ready for the row activities
+        return new PreparedSummary(state.Prompt.Active.Count, state.Targets.Count, state.RowLength);
     }
 }
 
@@ -77,7 +78,7 @@ public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore 
         var plan = state.Job.Plan(state.Prompt.Active.Count);
         var queue = input.QueueKey is null ? plan.EveryFeature() : await RowBlocks.ReadQueueAsync(workspace, input.QueueKey);
         var features = queue[input.Offset..(input.Offset + input.Count)];
-        using var graphColumns = plan.GraphColumnsFor(queue, state.Context.RowLength);
+        using var graphColumns = plan.GraphColumnsFor(queue, state.RowLength);
         StoredRows rows;
         try
         {
@@ -113,13 +114,15 @@ public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStor
     {
         using var slot = await gpu.EnterAsync();
         var state = await states.GetAsync(input.JobId);
+        // Every row is stored: the frozen forward pass is not needed for assembly, pruning and the JSON.
+        state.ReleaseContext();
         var model = await models.GetAsync();
         // Rows stream in block by block: the assembly holds the adjacency and one block.
         var featureNodes = new List<long>();
         foreach (var block in input.Blocks) featureNodes.AddRange(await RowBlocks.ReadNodesAsync(workspace, JobKeys.Rows(input.JobId, block)));
         AttributionGraph graph;
         using (var assembly = new GraphAssembly(state.Job.Tokens, model.Replacement.NLayers, state.Prompt.Active,
-            state.Targets.TokenIds, state.Targets.Probabilities, featureNodes, state.Context.RowLength))
+            state.Targets.TokenIds, state.Targets.Probabilities, featureNodes, state.RowLength))
         {
             using (var logitRows = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock)))
                 assembly.AddLogitRows(logitRows);
@@ -157,13 +160,14 @@ public class DeliverGraphActivity(IWorkspaceStore workspace, GraphDelivery deliv
     }
 }
 
-/// <summary>Removes the job's row blocks and queues; the job and its graph stay for the result route.</summary>
-public class CleanupJobActivity(IWorkspaceStore workspace) : TaskActivity<string, bool>
+/// <summary>Removes the job's row blocks and queues and this worker's prepared state of it; the job and its graph stay for the result route.</summary>
+public class CleanupJobActivity(IWorkspaceStore workspace, JobStates states) : TaskActivity<string, bool>
 {
     public override async Task<bool> RunAsync(TaskActivityContext context, string input)
     {
         await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(input));
         await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(input));
+        states.Forget(input);
         Attribution.TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
         return true;
     }

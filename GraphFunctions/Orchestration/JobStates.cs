@@ -5,17 +5,44 @@ using Attribution.Tracing;
 using GraphFunctions.Service;
 using GraphFunctions.Storage;
 
-/// <summary>The prepared forward state of one job on this worker: what its activities compute rows from.</summary>
-public sealed class JobState(GraphJob job, PreparedPrompt prompt, AttributionContext context, LogitTargets targets) : IDisposable
+/// <summary>
+/// The prepared state of one job on this worker: what its activities compute rows from. The
+/// frozen forward pass (<see cref="Context"/>, batch_size copies of the prompt's pass: the
+/// largest part) is made on first use and can be released once no more rows are needed.
+/// </summary>
+public sealed class JobState(GraphJob job, PreparedPrompt prompt, LogitTargets targets, int nLayers, Func<AttributionContext> frozenPass) : IDisposable
 {
+    private readonly Lock gate = new();
+    private AttributionContext? context;
+
     public GraphJob Job { get; } = job;
     public PreparedPrompt Prompt { get; } = prompt;
-    public AttributionContext Context { get; } = context;
     public LogitTargets Targets { get; } = targets;
+
+    /// <summary>The frozen forward pass, made now if this worker has none (again, after <see cref="ReleaseContext"/>).</summary>
+    public AttributionContext Context
+    {
+        get
+        {
+            lock (gate) return context ??= frozenPass();
+        }
+    }
+
+    public int RowLength => AttributionContext.RowLengthFor(Prompt, nLayers);
+
+    /// <summary>Frees the frozen forward pass (assembly needs none); a later row activity would make it again.</summary>
+    public void ReleaseContext()
+    {
+        lock (gate)
+        {
+            context?.Dispose();
+            context = null;
+        }
+    }
 
     public void Dispose()
     {
-        Context.Dispose();
+        ReleaseContext();
         Targets.Dispose();
         Prompt.Dispose();
     }
@@ -44,6 +71,33 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         }
     }
 
+    /// <summary>
+    /// Drops a finished job's states (every run of its id): its frozen forward pass is the largest
+    /// thing a job holds, and keeping it until two newer jobs push it out would hold it during the next.
+    /// </summary>
+    public void Forget(string jobId)
+    {
+        lock (gate)
+        {
+            for (var node = recent.First; node is not null;)
+            {
+                var next = node.Next;
+                if (node.Value.Job.JobId == jobId)
+                {
+                    node.Value.Dispose();
+                    recent.Remove(node);
+                }
+                node = next;
+            }
+        }
+    }
+
+    /// <summary>Whether this worker holds a prepared state of <paramref name="jobId"/>.</summary>
+    public bool Holds(string jobId)
+    {
+        lock (gate) return recent.Any(s => s.Job.JobId == jobId);
+    }
+
     /// <summary>How many states this worker has prepared (not found in its cache).</summary>
     public int Rebuilds => Volatile.Read(ref rebuilds);
 
@@ -64,9 +118,8 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         Interlocked.Increment(ref rebuilds);
         var model = await models.GetAsync();
         var prompt = PreparedPrompt.Prepare(model.Replacement, job.Tokens);
-        var context = new AttributionContext(model.Replacement, prompt, job.Request.BatchSize);
         var targets = LogitTargets.Select(prompt.LastLogits, model.Replacement.Model.Unembedding, job.Request.MaxNLogits, job.Request.DesiredLogitProb);
-        var state = new JobState(job, prompt, context, targets);
+        var state = new JobState(job, prompt, targets, model.Replacement.NLayers, () => new AttributionContext(model.Replacement, prompt, job.Request.BatchSize));
         lock (gate)
         {
             recent.AddFirst(state);
