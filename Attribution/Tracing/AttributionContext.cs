@@ -21,7 +21,7 @@ public sealed class AttributionContext : IDisposable
     private readonly Tensor embeddingLeaf;
     private readonly Tensor[] writeLeaves;
     private readonly FrozenRun run;
-    private readonly WriteLayerSources?[] sources;
+    private readonly WriteLayerSources[] sources;
 
     public AttributionContext(ReplacementModel replacement, PreparedPrompt prompt, int batchSize)
     {
@@ -157,16 +157,16 @@ public sealed class AttributionContext : IDisposable
         var rows = zeros(batchSize, RowLength, replacement.Model.DType, replacement.Model.Device);
         for (int w = 0; w < writeGrads.Length; w++)
         {
-            var g = writeGrads[w];
-            if (sources[w] is { } source)
-            {
-                // [positions, batch, d] @ [positions, d, slots] → [positions, batch, slots] → [batch, positions·slots]
-                var perSlot = g.transpose(0, 1).bmm(source.PaddedVectorsT).permute(1, 0, 2).reshape(batchSize, -1);
-                // Each source layer's slots, read in node order, fill that layer's block of feature columns.
-                foreach (var block in source.Blocks)
-                    rows.narrow(1, block.FirstNode, block.SlotIndex.shape[0]).add_(perSlot.index_select(1, block.SlotIndex));
-            }
-            rows.narrow(1, ErrorOffset + w * nPos, nPos).copy_((g * prompt.Errors[w]).sum([-1]));
+            var source = sources[w];
+            // [positions, batch, d] @ [positions, d, slots] → [positions, batch, slots]: the gradient at
+            // each position against every vector written there, the error vector in the last slot.
+            var products = writeGrads[w].transpose(0, 1).bmm(source.PaddedVectorsT);
+            rows.narrow(1, ErrorOffset + w * nPos, nPos).copy_(products.select(2, source.ErrorSlot).t());
+            if (source.Blocks.Count == 0) continue;
+            var perSlot = products.permute(1, 0, 2).reshape(batchSize, -1);   // [batch, positions·slots]
+            // Each source layer's slots, read in node order, fill that layer's block of feature columns.
+            foreach (var block in source.Blocks)
+                rows.narrow(1, block.FirstNode, block.SlotIndex.shape[0]).add_(perSlot.index_select(1, block.SlotIndex));
         }
         rows.narrow(1, TokenOffset, nPos).copy_((embeddingGrad * prompt.TokenVectors).sum([-1]));
         var targetRows = rows.narrow(0, 0, readLayers.Length);
@@ -207,12 +207,13 @@ public sealed class AttributionContext : IDisposable
     }
 
     /// <summary>
-    /// The feature source vectors written at layer <paramref name="writeLayer"/>, grouped by
-    /// position and padded to a common count so one batched matmul contracts them all. Features
-    /// are in node order (layer, position, index), so each source layer's (position, slot) cells
-    /// read in order give that layer's contiguous block of feature columns.
+    /// The vectors written at layer <paramref name="writeLayer"/>, grouped by position and padded to
+    /// a common count so one batched matmul contracts them all: the source features' decoder
+    /// vectors, then the reconstruction error as the last slot (its row entry is the same product).
+    /// Features are in node order (layer, position, index), so each source layer's (position, slot)
+    /// cells read in order give that layer's contiguous block of feature columns.
     /// </summary>
-    private WriteLayerSources? BuildSources(int writeLayer)
+    private WriteLayerSources BuildSources(int writeLayer)
     {
         var active = prompt.Active;
         var transcoders = replacement.Transcoders;
@@ -220,7 +221,6 @@ public sealed class AttributionContext : IDisposable
         var layersHere = Enumerable.Range(0, writeLayer + 1)
             .Where(l => l + transcoders.WriteCount(l) > writeLayer && active.RangeOfLayer(l) is var (start, end) && end > start)
             .ToList();
-        if (layersHere.Count == 0) return null;
 
         // Slot of each feature within its position, counting across the source layers in order.
         var filled = new int[nPos];
@@ -230,10 +230,11 @@ public sealed class AttributionContext : IDisposable
             var (start, end) = active.RangeOfLayer(l);
             slotsByLayer.Add(Enumerable.Range(start, end - start).Select(n => (long)filled[active.Positions[n]]++).ToArray());
         }
-        int slots = filled.Max();
+        int errorSlot = filled.Max(), slots = errorSlot + 1;
 
         using var scope = NewDisposeScope();
         var padded = zeros(nPos, slots, model.Config.DModel, model.DType, model.Device);
+        padded.select(1, errorSlot).copy_(prompt.Errors[writeLayer]);
         var blocks = new List<SourceBlock>();
         for (int i = 0; i < layersHere.Count; i++)
         {
@@ -247,7 +248,7 @@ public sealed class AttributionContext : IDisposable
             var flat = positions.Zip(slotOf, (p, s) => p * slots + s).ToArray();
             blocks.Add(new SourceBlock(start, tensor(flat, device: model.Device).DetachFromDisposeScope()));
         }
-        return new WriteLayerSources(padded.transpose(1, 2).contiguous().DetachFromDisposeScope(), blocks);
+        return new WriteLayerSources(padded.transpose(1, 2).contiguous().DetachFromDisposeScope(), errorSlot, blocks);
     }
 
     public void Dispose()
@@ -256,14 +257,14 @@ public sealed class AttributionContext : IDisposable
         foreach (var t in writeLeaves) t.Dispose();
         run.FinalResidual?.Dispose();
         run.Dispose();
-        foreach (var s in sources) s?.Dispose();
+        foreach (var s in sources) s.Dispose();
     }
 
     /// <summary>The feature columns [FirstNode, FirstNode + n) of one source layer and their flat (position, slot) cells.</summary>
     private sealed record SourceBlock(int FirstNode, Tensor SlotIndex);
 
-    /// <summary>[positions, d_model, slots] decoder vectors and, per source layer, where its features sit.</summary>
-    private sealed record WriteLayerSources(Tensor PaddedVectorsT, IReadOnlyList<SourceBlock> Blocks) : IDisposable
+    /// <summary>[positions, d_model, slots] decoder vectors (the error vector in <paramref name="ErrorSlot"/>) and, per source layer, where its features sit.</summary>
+    private sealed record WriteLayerSources(Tensor PaddedVectorsT, int ErrorSlot, IReadOnlyList<SourceBlock> Blocks) : IDisposable
     {
         public void Dispose()
         {
