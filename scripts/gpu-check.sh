@@ -69,7 +69,8 @@ step "Intervention, compact-row and steering tests on $test_device" \
   --filter "FullyQualifiedName~InterventionCheckTests|FullyQualifiedName~CompactRowsTests|FullyQualifiedName~SteeringTests"
 
 # 3. The scale benchmark on the shipped paths.
-export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}"
+# With the service's process settings (scripts/run.sh, the image).
+export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}" MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-1}"
 step "Benchmarks scale ${scale[*]}" \
   dotnet Benchmarks/bin/Release/net10.0/linux-x64/Benchmarks.dll scale "${scale[@]}" --work "$work" --report "$work/scale.md"
 note ""
