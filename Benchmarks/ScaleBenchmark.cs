@@ -147,19 +147,9 @@ internal static class ScaleBenchmark
         cell.BackwardFlops = perAttentionLayer * deepestReads.Sum(read => Math.Min(read + 1, replacement.NLayers));
 
         // FLOPs of the contraction into rows, which the bare backward leaves out: at each write point
-        // below a batch's deepest target, its gradient times every feature vector written there,
-        // per position padded to the position with most such features (one batched matmul).
-        var slots = new double[replacement.NLayers];
-        for (int w = 0; w < replacement.NLayers; w++)
-        {
-            var perPosition = new int[n];
-            for (int f = 0; f < prompt.Active.Count; f++)
-            {
-                long l = prompt.Active.Layers[f];
-                if (l <= w && l + replacement.Transcoders.WriteCount((int)l) > w) perPosition[prompt.Active.Positions[f]]++;
-            }
-            slots[w] = perPosition.Max();
-        }
+        // below a batch's deepest target, its gradient times every vector written there (one
+        // batched matmul over positions, padded to the position with most, the error included).
+        var slots = context.ContractionSlots;
         cell.ContractionFlops = deepestReads.Sum(read => Enumerable.Range(0, read).Sum(w => 2.0 * b * n * config.DModel * slots[w]));
     }
 
@@ -330,7 +320,8 @@ internal static class ScaleBenchmark
         }
     }
 
-    private sealed class Options(string[] args)
+    /// <summary>The benchmarks' <c>--name value</c> options.</summary>
+    internal sealed class Options(string[] args)
     {
         public string? TextOrNull(string name)
         {

@@ -20,13 +20,9 @@ internal static class ServiceMemoryBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int Option(string name, int fallback)
-        {
-            int at = Array.IndexOf(args, name);
-            return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
-        }
-        int layers = Option("--layers", 12), dModel = Option("--d-model", 512), dTranscoder = Option("--d-transcoder", 8192), l0 = Option("--l0", 64);
-        int tokens = Option("--tokens", 64), features = Option("--features", 5000), graphs = Option("--graphs", 10);
+        var options = new ScaleBenchmark.Options(args);
+        int layers = options.Int("--layers", 12), dModel = options.Int("--d-model", 512), dTranscoder = options.Int("--d-transcoder", 8192), l0 = options.Int("--l0", 64);
+        int tokens = options.Int("--tokens", 64), features = options.Int("--features", 5000), graphs = options.Int("--graphs", 10);
         string work = Path.Combine(Path.GetTempPath(), $"gf-bench-scale-{layers}x{dModel}x{dTranscoder}-hd{dModel / 8}-l0-{l0}-Float32");
         var (model, transcoders) = ScaleBenchmark.EnsureModel(work, layers, dModel, dModel / 8, dTranscoder, l0, TorchSharp.torch.ScalarType.Float32);
         string prompt;

@@ -44,10 +44,7 @@ public sealed class AttributionContext : IDisposable
         // Gradient mode is per thread; a caller inside no_grad must not get a graph-less forward pass.
         using (var gradients = enable_grad())
         using (var scope = NewDisposeScope())
-        {
             model.Forward(embeddingLeaf, run);
-            run.FinalResidual.DetachFromDisposeScope();
-        }
         sources = Enumerable.Range(0, nLayers).Select(BuildSources).ToArray();
         // Preparing freed far more than it keeps (the clean pass's encodings, the batched forward
         // pass's intermediates); give it back once now, before the batches fill the heap around it.
@@ -68,6 +65,9 @@ public sealed class AttributionContext : IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         return prompt.Active.Count + (nLayers + 1) * prompt.NPos;
     }
+
+    /// <summary>Vectors per position each write point's batched contraction multiplies (decoder vectors padded, plus the error).</summary>
+    public IReadOnlyList<long> ContractionSlots => [.. sources.Select(s => s.PaddedVectorsT.shape[2])];
 
     private int ErrorOffset => ActiveCount;
 
@@ -255,7 +255,6 @@ public sealed class AttributionContext : IDisposable
     {
         embeddingLeaf.Dispose();
         foreach (var t in writeLeaves) t.Dispose();
-        run.FinalResidual?.Dispose();
         run.Dispose();
         foreach (var s in sources) s.Dispose();
     }

@@ -59,7 +59,7 @@ public sealed class FrozenRun : RunPolicy, IDisposable
     /// </summary>
     public override bool FreesBlockIntermediates => true;
 
-    /// <summary>The reads are this run's (it disposes them), outside the block's dispose scope.</summary>
+    /// <summary>The reads (and the final residual) are this run's: it disposes them, outside any dispose scope.</summary>
     public override void OnRead(int layer, Tensor read) => Reads[layer] = read.DetachFromDisposeScope();
 
     public override Tensor Write(int layer, Tensor read, Func<Tensor> mlp)
@@ -68,11 +68,12 @@ public sealed class FrozenRun : RunPolicy, IDisposable
         return WriteDeltas[layer] is { } delta ? write + delta : write;
     }
 
-    public override void OnFinalResidual(Tensor normed) => FinalResidual = normed;
+    public override void OnFinalResidual(Tensor normed) => FinalResidual = normed.DetachFromDisposeScope();
 
     public void Dispose()
     {
         foreach (var t in owned) t.Dispose();
         foreach (var read in Reads) read?.Dispose();
+        FinalResidual?.Dispose();
     }
 }

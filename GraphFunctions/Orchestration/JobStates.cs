@@ -10,7 +10,7 @@ using GraphFunctions.Storage;
 /// frozen forward pass (<see cref="Context"/>, batch_size copies of the prompt's pass: the
 /// largest part) is made on first use and can be released once no more rows are needed.
 /// </summary>
-public sealed class JobState(GraphJob job, PreparedPrompt prompt, LogitTargets targets, int nLayers, Func<AttributionContext> frozenPass) : IDisposable
+public sealed class JobState(GraphJob job, PreparedPrompt prompt, LogitTargets targets, ReplacementModel replacement) : IDisposable
 {
     private readonly Lock gate = new();
     private AttributionContext? context;
@@ -24,11 +24,11 @@ public sealed class JobState(GraphJob job, PreparedPrompt prompt, LogitTargets t
     {
         get
         {
-            lock (gate) return context ??= frozenPass();
+            lock (gate) return context ??= new AttributionContext(replacement, Prompt, Job.Request.BatchSize);
         }
     }
 
-    public int RowLength => AttributionContext.RowLengthFor(Prompt, nLayers);
+    public int RowLength => AttributionContext.RowLengthFor(Prompt, replacement.NLayers);
 
     /// <summary>Frees the frozen forward pass (assembly needs none); a later row activity would make it again.</summary>
     public void ReleaseContext()
@@ -119,7 +119,7 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         var model = await models.GetAsync();
         var prompt = PreparedPrompt.Prepare(model.Replacement, job.Tokens);
         var targets = LogitTargets.Select(prompt.LastLogits, model.Replacement.Model.Unembedding, job.Request.MaxNLogits, job.Request.DesiredLogitProb);
-        var state = new JobState(job, prompt, targets, model.Replacement.NLayers, () => new AttributionContext(model.Replacement, prompt, job.Request.BatchSize));
+        var state = new JobState(job, prompt, targets, model.Replacement);
         lock (gate)
         {
             recent.AddFirst(state);
