@@ -5,7 +5,9 @@
 #   1. builds against the `TorchSharp` package (not -cpu) with PyTorch's own libtorch libraries
 #      on LD_LIBRARY_PATH (TorchSharp binds libtorch 2.10; a newer PyTorch is untested);
 #   2. runs the intervention, compact-row and steering tests with tiny models on `cuda`;
-#   3. runs `Benchmarks scale` at Gemma-2-2B shapes (26 layers, d_model 2304, 8 heads × 256,
+#   3. writes Hugging Face parity fixtures with transformers (where installed) and runs the
+#      parity tests against them;
+#   4. runs `Benchmarks scale` at Gemma-2-2B shapes (26 layers, d_model 2304, 8 heads × 256,
 #      d_transcoder 16384, 64 tokens, random weights, bfloat16, batch 48, 10,000 features).
 # Anywhere else it runs the same steps on the CPU at a small shape: the dry run CI executes,
 # so the script cannot rot. `--cpu` forces the dry run.
@@ -68,7 +70,26 @@ step "Intervention, compact-row and steering tests on $test_device" \
   env GF_TEST_DEVICE="$test_device" dotnet test GraphFunctions.Tests -c Release --no-build --nologo \
   --filter "FullyQualifiedName~InterventionCheckTests|FullyQualifiedName~CompactRowsTests|FullyQualifiedName~SteeringTests"
 
-# 3. The scale benchmark on the shipped paths.
+# 3. Parity with Hugging Face transformers, where it is installed: fixtures written by
+#    transformers itself (kept next to the report), then the parity tests against them.
+#    Without it the parity tests run on references made by our own forward pass (as in CI).
+fixtures_tar="${report%.md}-hf-fixtures.tar.gz"
+if python3 -c 'import torch, transformers' >/dev/null 2>&1; then
+  step "Hugging Face parity fixtures (transformers $(python3 -c 'import transformers; print(transformers.__version__)'))" \
+    python3 tools/hf-parity/make_fixtures.py "$work/hf-fixtures"
+  tar -czf "$fixtures_tar" -C "$work" hf-fixtures
+  note "fixtures: $fixtures_tar"
+  parity_env=(GF_HF_FIXTURES="$work/hf-fixtures")
+else
+  note "## Hugging Face parity fixtures"
+  note "transformers is not installed here: the parity tests compare against references made by our own forward pass"
+  note ""
+  parity_env=()
+fi
+step "Parity tests" env "${parity_env[@]}" dotnet test GraphFunctions.Tests -c Release --no-build --nologo \
+  --filter "FullyQualifiedName~HuggingFaceParityTests"
+
+# 4. The scale benchmark on the shipped paths.
 # With the service's process settings (scripts/run.sh, the image).
 export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}" MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-1}"
 step "Benchmarks scale ${scale[*]}" \
