@@ -39,7 +39,7 @@ internal static class GraphCommand
             bool localFolder = modelArgument is not null && Directory.Exists(modelArgument);
             var settings = new ModelSettings
             {
-                ModelId = modelArgument is null ? BundledModel.Id : localFolder ? Path.GetFileName(Path.GetFullPath(modelArgument).TrimEnd('/')) : modelArgument,
+                ModelId = modelArgument is null ? BundledModel.Id : localFolder ? LocalModelName.Of(modelArgument, parse.GetValue(transcoders)) : modelArgument,
                 ModelPath = localFolder ? modelArgument : null,
                 TranscoderSet = parse.GetValue(transcoders),
                 Device = parse.GetValue(device)!,

@@ -1,5 +1,7 @@
 namespace Attribution.Loading;
 
+using System.Text.Json;
+using Attribution.Transcoders;
 using static TorchSharp.torch;
 
 /// <summary>Which model and transcoder set to serve, and how to place them.</summary>
@@ -34,6 +36,32 @@ public sealed record ModelSettings
         "float64" or "f64" => ScalarType.Float64,
         var other => throw new ArgumentException($"compute dtype '{other}' is not one of float32, bfloat16, float16, float64"),
     };
+}
+
+/// <summary>What a local model folder is called when no model id is given.</summary>
+public static class LocalModelName
+{
+    /// <summary>
+    /// The hub id the model was saved from (config.json `_name_or_path`, as transformers writes
+    /// it), else the `model_name` of a local transcoder config.yaml, else the folder's name:
+    /// the graph's scan is derived from it, and a folder is often just called "model".
+    /// </summary>
+    public static string Of(string modelFolder, string? transcoderSet = null)
+    {
+        string? HubLike(string? name) =>
+            name is { Length: > 0 } && name.Count(c => c == '/') == 1 && !name.StartsWith('/') && !name.StartsWith('.') && !Directory.Exists(name) ? name : null;
+        string configJson = Path.Combine(modelFolder, "config.json");
+        if (File.Exists(configJson))
+        {
+            using var json = JsonDocument.Parse(File.ReadAllBytes(configJson));
+            if (json.RootElement.TryGetProperty("_name_or_path", out var saved) && saved.ValueKind == JsonValueKind.String && HubLike(saved.GetString()) is { } id)
+                return id;
+        }
+        if (transcoderSet is not null && TranscoderSetCatalog.LocalConfigPath(transcoderSet) is { } config
+            && HubLike(TranscoderSetConfig.Load(config).ModelName) is { } declared)
+            return declared;
+        return Path.GetFileName(Path.GetFullPath(modelFolder).TrimEnd('/'));
+    }
 }
 
 /// <summary>Neuronpedia's model ids for the seed's models (docs/graph-format.md); other models use their repo name.</summary>

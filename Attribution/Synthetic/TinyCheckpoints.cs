@@ -35,6 +35,13 @@ public enum TinyTranscoderFormat
 
     /// <summary>GemmaScope's params.npz per layer (W_enc stored transposed).</summary>
     GemmaScopeNpz,
+
+    /// <summary>
+    /// GemmaScope-2's params.safetensors per layer (PLT) or params_layer_i.safetensors (CLT, w_dec
+    /// over every write layer): lower-case names, w_enc as [d_model, d_sae], the skip as
+    /// affine_skip_connection (x·A); JumpReLU only.
+    /// </summary>
+    GemmaScope2,
 }
 
 /// <summary>A random transcoder set; thresholds are calibrated so about <see cref="TargetL0"/> features fire per position.</summary>
@@ -159,6 +166,23 @@ public static class TinyCheckpoints
             var jitter = 0.9 + 0.2 * rand([dtc], generator: generator);
             var threshold = (top[-1].clamp_min(1e-3) * jitter).to(ScalarType.Float32);
 
+            if (spec.Format == TinyTranscoderFormat.GemmaScope2)
+            {
+                if (spec.Activation != "jump_relu") throw new ArgumentException("GemmaScope-2 transcoders are JumpReLU");
+                // A CLT's w_dec spans every write layer; the ones before the source layer are unused.
+                var allWrites = crossLayer ? cat([zeros([dtc, l, d]), decoder], 1) : decoder;
+                var google = new Dictionary<string, Tensor>
+                {
+                    ["w_enc"] = encoder.t().contiguous(), ["w_dec"] = allWrites, ["b_enc"] = zeros(dtc), ["b_dec"] = decoderBias, ["threshold"] = threshold,
+                };
+                if (skip is not null) google["affine_skip_connection"] = skip.t().contiguous();
+                string file = crossLayer ? $"params_layer_{l}.safetensors" : $"layer_{l}/params.safetensors";
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(folder, file))!);
+                SafetensorsFormat.Write(Path.Combine(folder, file), Stored(google, spec.StoreDType));
+                files.Add(file);
+                continue;
+            }
+
             var tensors = new Dictionary<string, Tensor>();
             string Suffix(string name) => crossLayer ? $"{name}_{l}" : name;
             tensors[Suffix("W_enc")] = encoder;
@@ -200,9 +224,14 @@ public static class TinyCheckpoints
             }
         }
 
+        // circuit-tracer's hub loader reads scan (and repo_id for CLTs); "gemma-scope-2" in the repo id selects Google's layout.
+        string architecture = config.Architecture.ToString().ToLowerInvariant();
+        string setId = $"tiny/{(spec.Format == TinyTranscoderFormat.GemmaScope2 ? "gemma-scope-2-" : "")}{architecture}-{(crossLayer ? "clt" : "plt")}";
         var setConfig = new TranscoderSetConfig
         {
-            ModelName = "tiny/" + config.Architecture.ToString().ToLowerInvariant(),
+            ModelName = "tiny/" + architecture,
+            Scan = setId,
+            RepoId = setId,
             Kind = spec.Kind,
             InputHook = readAt,
             OutputHook = writeAt,
@@ -240,6 +269,7 @@ public static class TinyCheckpoints
     {
         var config = new Dictionary<string, object>
         {
+            ["_name_or_path"] = "tiny/" + spec.Architecture.ToString().ToLowerInvariant(),   // as transformers records where a model came from
             ["vocab_size"] = spec.VocabSize,
             ["hidden_size"] = spec.DModel,
             ["intermediate_size"] = spec.DMlp,

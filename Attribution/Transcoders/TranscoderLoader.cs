@@ -11,9 +11,18 @@ public sealed record ActivationSpec(string Kind, int K = 0)
 }
 
 /// <summary>
-/// Reads transcoder checkpoints in the layouts the seed's sets use (docs/algorithm.md §8):
-/// per-layer files (`layer_i.safetensors` of circuit-tracer, or GemmaScope `params.npz`) and
-/// cross-layer folders (`W_enc_i.safetensors` + `W_dec_i.safetensors`).
+/// Reads transcoder checkpoints in the layouts circuit-tracer reads (docs/algorithm.md §8), with
+/// its loaders' semantics:
+/// <list type="bullet">
+/// <item>per-layer files: circuit-tracer's `layer_i.safetensors` (W_enc, W_dec, b_enc, b_dec, optional
+/// W_skip and activation_function.threshold; a declared `activation: relu | topk` wins over a
+/// stored threshold), GemmaScope's `params.npz` and GemmaScope-2's `params.safetensors` (w_enc,
+/// w_dec, threshold, optional affine_skip_connection: always JumpReLU, whatever is declared);</item>
+/// <item>cross-layer sets: a folder of `W_enc_i.safetensors` + `W_dec_i.safetensors` (JumpReLU when
+/// the files carry thresholds, else ReLU; a stored W_skip_i is not read, as circuit-tracer's CLT
+/// loader does not), or GemmaScope-2's per-layer `params_layer_i.safetensors` listed in the config
+/// (skip applied).</item>
+/// </list>
 /// </summary>
 public static class TranscoderLoader
 {
@@ -25,8 +34,10 @@ public static class TranscoderLoader
     {
         if (config.Kind == TranscoderKind.CrossLayer)
         {
+            if (config.Transcoders.Count > 1 || config.Transcoders is [var only] && only.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+                return LoadGemmaScope2CrossLayer(config.Transcoders.Select(resolve).ToList(), config.InputHook, config.OutputHook, options);
             string folder = config.Transcoders.Count == 0 ? config.BaseDirectory : resolve(config.Transcoders[0]);
-            return LoadCrossLayer(folder, config.InputHook, config.OutputHook, config.Activation, options);
+            return LoadCrossLayer(folder, config.InputHook, config.OutputHook, options);
         }
         if (config.Transcoders.Count == 0) throw new InvalidDataException("a transcoder_set config must list its transcoders");
         return LoadPerLayer(config.Transcoders.Select(resolve).ToList(), config.InputHook, config.OutputHook, config.Activation, options);
@@ -47,33 +58,35 @@ public static class TranscoderLoader
         int dModel = 0, dTranscoder = 0;
         for (int l = 0; l < files.Count; l++)
         {
-            var tensors = CheckpointIndex.ReadFile(files[l]);
             string source = files[l];
+            var tensors = CheckpointIndex.ReadFile(source);
+            var layout = LayoutOf(source, tensors);
+            bool google = layout != LayerFileLayout.CircuitTracer;
             var decoderBias = tensors.Require("b_dec", source);
             var encoderBias = tensors.Require("b_enc", source);
             dModel = (int)decoderBias.Shape[^1];
             dTranscoder = (int)encoderBias.Shape[^1];
-            bool npz = files[l].EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
 
-            var encoder = tensors.Require("W_enc", source);
-            bool encoderRows = FeaturesAreRows(encoder, dTranscoder, dModel, preferRows: !npz, source);
-            var decoder = tensors.Require("W_dec", source);
+            // Google stores the encoder as [d_model, d_sae] (x @ w_enc); circuit-tracer as [d_sae, d_model].
+            var encoder = tensors.Require(layout == LayerFileLayout.GemmaScope2 ? "w_enc" : "W_enc", source);
+            bool encoderRows = FeaturesAreRows(encoder, dTranscoder, dModel, preferRows: !google, source);
+            var decoder = tensors.Require(layout == LayerFileLayout.GemmaScope2 ? "w_dec" : "W_dec", source);
             bool decoderRows = FeaturesAreRows(decoder, dTranscoder, dModel, preferRows: true, source);
 
             var threshold = tensors.GetValueOrDefault("activation_function.threshold") ?? tensors.GetValueOrDefault("threshold");
             layers[l] = new TranscoderSet.SourceLayer(
                 EncoderMatrix.Create(encoder, encoderRows, options.LazyEncoders, options.Device, options.DType),
                 Small(encoderBias, options),
-                MakeActivation(threshold, activation, options, source),
+                google ? JumpRelu(threshold, options, source) : PerLayerActivation(threshold, activation, options, source),
                 Decoder(decoder, decoderRows, options),
                 Small(decoderBias, options),
-                tensors.TryGetValue("W_skip", out var skip) ? Small(skip, options) : null);
+                SkipWeight(tensors, layout, options));
         }
         return new TranscoderSet(layers, readAt, writeAt, crossLayer: false, dModel, dTranscoder, options);
     }
 
     /// <summary>A cross-layer transcoder folder: W_enc_i.safetensors and W_dec_i.safetensors for i = 0..L−1.</summary>
-    public static TranscoderSet LoadCrossLayer(string folder, ReadHook readAt, WriteHook writeAt, ActivationSpec? activation, TranscoderLoadOptions options)
+    public static TranscoderSet LoadCrossLayer(string folder, ReadHook readAt, WriteHook writeAt, TranscoderLoadOptions options)
     {
         int nLayers = 0;
         while (File.Exists(Path.Combine(folder, $"W_enc_{nLayers}.safetensors"))) nLayers++;
@@ -98,10 +111,10 @@ public static class TranscoderLoader
             layers[i] = new TranscoderSet.SourceLayer(
                 EncoderMatrix.Create(encoder, featuresAreRows: true, options.LazyEncoders, options.Device, options.DType),
                 Small(enc.Require($"b_enc_{i}", encoderFile), options),
-                MakeActivation(enc.GetValueOrDefault($"threshold_{i}"), activation, options, encoderFile),
+                enc.TryGetValue($"threshold_{i}", out var threshold) ? JumpRelu(threshold, options, encoderFile) : new ActivationFunction.Relu(),
                 Decoder(decoder, rows: true, options),
                 Small(enc.Require($"b_dec_{i}", encoderFile), options),
-                enc.TryGetValue($"W_skip_{i}", out var skip) ? Small(skip, options) : null);
+                skip: null);   // circuit-tracer's load_clt reads no W_skip_i: a stored one is not applied
         }
         return new TranscoderSet(layers, readAt, writeAt, crossLayer: true, dModel, dTranscoder, options);
     }
@@ -125,18 +138,81 @@ public static class TranscoderLoader
         return new(null, asRows.to(options.DType, options.Device).contiguous().DetachFromDisposeScope());
     }
 
-    private static ActivationFunction MakeActivation(StoredTensor? threshold, ActivationSpec? declared, TranscoderLoadOptions options, string source)
+    /// <summary>
+    /// GemmaScope-2's cross-layer layout: one params_layer_i.safetensors per source layer with
+    /// w_enc [d_model, d_sae], w_dec [d_sae, n_layers, d_model] (the write layers from i on are
+    /// used), b_enc, b_dec, threshold and optionally affine_skip_connection [d_model, d_model].
+    /// Every listed file is a layer (circuit-tracer's loader iterates range(max(layer)), which
+    /// leaves the last one out; we do not copy that).
+    /// </summary>
+    public static TranscoderSet LoadGemmaScope2CrossLayer(IReadOnlyList<string> files, ReadHook readAt, WriteHook writeAt, TranscoderLoadOptions options)
     {
-        if (threshold is not null) return new ActivationFunction.JumpRelu(Small(threshold, options));
-        return (declared?.Kind ?? "relu").ToLowerInvariant() switch
+        int nLayers = files.Count, dModel = 0, dTranscoder = 0;
+        var layers = new TranscoderSet.SourceLayer[nLayers];
+        for (int i = 0; i < nLayers; i++)
+        {
+            string source = files[i];
+            var tensors = CheckpointIndex.ReadFile(source);
+            var encoder = tensors.Require("w_enc", source);
+            dModel = (int)encoder.Shape[0];
+            dTranscoder = (int)encoder.Shape[1];
+            var decoder = tensors.Require("w_dec", source);
+            if (decoder.Shape.Length != 3 || decoder.Shape[0] != dTranscoder || decoder.Shape[1] != nLayers || decoder.Shape[2] != dModel)
+                throw new InvalidDataException($"{source}: w_dec has shape [{string.Join(", ", decoder.Shape)}], expected [{dTranscoder}, {nLayers}, {dModel}]");
+            using var allWrites = decoder.Load();
+            using var fromHere = allWrites.narrow(1, i, nLayers - i).reshape(dTranscoder, -1);
+            layers[i] = new TranscoderSet.SourceLayer(
+                EncoderMatrix.Create(encoder, featuresAreRows: false, lazy: false, options.Device, options.DType),
+                Small(tensors.Require("b_enc", source), options),
+                JumpRelu(tensors.GetValueOrDefault("threshold"), options, source),
+                new(null, fromHere.to(options.DType, options.Device).contiguous().DetachFromDisposeScope()),
+                Small(tensors.Require("b_dec", source), options),
+                SkipWeight(tensors, LayerFileLayout.GemmaScope2, options));
+        }
+        return new TranscoderSet(layers, readAt, writeAt, crossLayer: true, dModel, dTranscoder, options);
+    }
+
+    /// <summary>The per-layer file layouts, told apart by file type and tensor names.</summary>
+    private enum LayerFileLayout
+    {
+        CircuitTracer,
+        GemmaScopeNpz,
+        GemmaScope2,
+    }
+
+    private static LayerFileLayout LayoutOf(string path, IReadOnlyDictionary<string, StoredTensor> tensors) =>
+        path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) ? LayerFileLayout.GemmaScopeNpz
+        : tensors.ContainsKey("w_enc") ? LayerFileLayout.GemmaScope2
+        : LayerFileLayout.CircuitTracer;
+
+    /// <summary>
+    /// The skip as a linear weight (x·Wᵀ): circuit-tracer's W_skip as stored; Google's
+    /// affine_skip_connection is applied as x·A, so it is transposed.
+    /// </summary>
+    private static Tensor? SkipWeight(IReadOnlyDictionary<string, StoredTensor> tensors, LayerFileLayout layout, TranscoderLoadOptions options)
+    {
+        if (layout != LayerFileLayout.GemmaScope2)
+            return tensors.TryGetValue("W_skip", out var skip) ? Small(skip, options) : null;
+        if (!tensors.TryGetValue("affine_skip_connection", out var affine)) return null;
+        using var raw = affine.Load();
+        return raw.t().to(options.DType, options.Device).contiguous().DetachFromDisposeScope();
+    }
+
+    /// <summary>circuit-tracer's per-layer rule: a declared relu or topk wins; otherwise JumpReLU when the file has thresholds, else ReLU.</summary>
+    private static ActivationFunction PerLayerActivation(StoredTensor? threshold, ActivationSpec? declared, TranscoderLoadOptions options, string source) =>
+        (declared?.Kind.ToLowerInvariant()) switch
         {
             "relu" => new ActivationFunction.Relu(),
             "topk" or "top_k" => declared!.K > 0 ? new ActivationFunction.TopK(declared.K)
                 : throw new InvalidDataException($"{source}: a TopK transcoder set needs k > 0"),
-            "jumprelu" or "jump_relu" => throw new InvalidDataException($"{source}: JumpReLU declared but the file has no threshold"),
+            null or "jumprelu" or "jump_relu" => threshold is null
+                ? declared is null ? new ActivationFunction.Relu() : throw new InvalidDataException($"{source}: JumpReLU declared but the file has no threshold")
+                : JumpRelu(threshold, options, source),
             var other => throw new InvalidDataException($"{source}: unknown activation '{other}'"),
         };
-    }
+
+    private static ActivationFunction.JumpRelu JumpRelu(StoredTensor? threshold, TranscoderLoadOptions options, string source) =>
+        new(Small(threshold ?? throw new InvalidDataException($"{source}: a JumpReLU transcoder file has no threshold"), options));
 
     private static Tensor Small(StoredTensor stored, TranscoderLoadOptions options)
     {

@@ -18,6 +18,13 @@ public enum TranscoderKind
 public sealed record TranscoderSetConfig
 {
     public string? ModelName { get; init; }
+
+    /// <summary>The set's identifier (circuit-tracer's `scan`; its hub loader reads it, and it names the set's features).</summary>
+    public string? Scan { get; init; }
+
+    /// <summary>The hub repository of the set (circuit-tracer reads `repo_id`, for CLTs to download the folder).</summary>
+    public string? RepoId { get; init; }
+
     public required TranscoderKind Kind { get; init; }
     public required ReadHook InputHook { get; init; }
     public required WriteHook OutputHook { get; init; }
@@ -53,6 +60,8 @@ public sealed record TranscoderSetConfig
         return new TranscoderSetConfig
         {
             ModelName = Scalar("model_name"),
+            Scan = Scalar("scan"),
+            RepoId = Scalar("repo_id"),
             Kind = kind,
             InputHook = ParseReadHook(Scalar("feature_input_hook") ?? throw new InvalidDataException($"{source}: feature_input_hook is missing")),
             OutputHook = ParseWriteHook(Scalar("feature_output_hook") ?? throw new InvalidDataException($"{source}: feature_output_hook is missing")),
@@ -118,6 +127,8 @@ public sealed record TranscoderSetConfig
     {
         var lines = new List<string>();
         if (ModelName is not null) lines.Add($"model_name: \"{ModelName}\"");
+        if (Scan is not null) lines.Add($"scan: \"{Scan}\"");
+        if (RepoId is not null) lines.Add($"repo_id: \"{RepoId}\"");
         lines.Add($"model_kind: {(Kind == TranscoderKind.CrossLayer ? "cross_layer_transcoder" : "transcoder_set")}");
         lines.Add($"feature_input_hook: \"{HookName(InputHook)}\"");
         lines.Add($"feature_output_hook: \"{HookName(OutputHook)}\"");

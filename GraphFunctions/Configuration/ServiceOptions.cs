@@ -59,7 +59,8 @@ public sealed record ServiceOptions
             Durable = DurableStorage.Parse(Get(SettingNames.DurableStorage), Get(SettingNames.DurableTaskHub), Get(SettingNames.WebJobsStorage)),
             Model = new ModelSettings
             {
-                ModelId = Get(SettingNames.ModelId) ?? BundledModel.Id,
+                ModelId = Get(SettingNames.ModelId) ?? (Get(SettingNames.ModelPath) is { Length: > 0 } folder
+                    ? LocalModelName.Of(folder, Get(SettingNames.TranscoderSet)) : BundledModel.Id),
                 ModelPath = Get(SettingNames.ModelPath),
                 TranscoderSet = Get(SettingNames.TranscoderSet),
                 NeuronpediaModelId = Get(SettingNames.NeuronpediaModelId),
