@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 /// <summary>
-/// A decoder-only transformer (Gemma-2, Llama-3, Qwen3) written out as equations, one block per
+/// A decoder-only transformer (Gemma-2, Gemma-3, Llama-3, Qwen3) written out as equations, one block per
 /// layer. The same forward pass serves plain inference, the clean run that records what
 /// attribution needs, the frozen attribution run and steering: a <see cref="RunPolicy"/>
 /// decides at each named point (norm scales, attention patterns, transcoder read and write
@@ -13,11 +13,17 @@ using F = TorchSharp.torch.nn.functional;
 /// </summary>
 public sealed class DecoderModel : IDisposable
 {
+    // Where checkpoints keep the language model: text-only ones under model.*, the multimodal Gemma-3
+    // ones under language_model.model.* (or, saved by newer transformers, model.language_model.*).
+    private static readonly string[] LanguageModelPrefixes = ["model.", "language_model.model.", "model.language_model."];
+    private static readonly string[] UnembeddingNames = ["lm_head.weight", "language_model.lm_head.weight"];
+
     private readonly Tensor embedding;          // [vocab, d_model]
     private readonly Tensor unembedding;        // [vocab, d_model]; the embedding when tied
     private readonly Tensor finalNorm;
     private readonly Block[] blocks;
-    private readonly Tensor inverseFrequencies; // [head_dim / 2], float32
+    private readonly Tensor[] inverseFrequencies; // per distinct rotary base: [head_dim / 2], float32
+    private readonly int[] rotaryOfLayer;         // layer → index into inverseFrequencies
 
     private DecoderModel(ModelConfig config, Device device, ScalarType dtype, Tensor embedding, Tensor unembedding, Tensor finalNorm, Block[] blocks)
     {
@@ -28,7 +34,11 @@ public sealed class DecoderModel : IDisposable
         this.unembedding = unembedding;
         this.finalNorm = finalNorm;
         this.blocks = blocks;
-        inverseFrequencies = RotaryInverseFrequencies(config, device);
+        // Gemma-3's local and global layers rotate with different bases; the others share one table.
+        var kinds = Enumerable.Range(0, config.NLayers).Select(config.RopeOfLayer).ToList();
+        var distinct = kinds.Distinct().ToList();
+        inverseFrequencies = [.. distinct.Select(k => RotaryInverseFrequencies(config, k.Theta, k.Scaled, device))];
+        rotaryOfLayer = [.. kinds.Select(k => distinct.IndexOf(k))];
     }
 
     public ModelConfig Config { get; }
@@ -61,11 +71,12 @@ public sealed class DecoderModel : IDisposable
         }
         Tensor? Maybe(string name) => has(name) ? Take(name) : null;
 
-        bool gemma = config.Architecture == ModelArchitecture.Gemma2;
+        bool gemma = config.IsGemma;
+        string prefix = LanguageModelPrefixes.FirstOrDefault(p => has(p + "embed_tokens.weight")) ?? "model.";   // a vision tower is left unread
         var blocks = new Block[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)
         {
-            string p = $"model.layers.{l}.";
+            string p = $"{prefix}layers.{l}.";
             blocks[l] = new Block(
                 InputNorm: Take(p + "input_layernorm.weight"),
                 AttentionOutputNorm: gemma ? Take(p + "post_attention_layernorm.weight") : null,
@@ -85,9 +96,10 @@ public sealed class DecoderModel : IDisposable
                 Up: Take(p + "mlp.up_proj.weight"),
                 Down: Take(p + "mlp.down_proj.weight"));
         }
-        var embedding = Take("model.embed_tokens.weight");
-        var unembedding = config.TieWordEmbeddings || !has("lm_head.weight") ? embedding : Take("lm_head.weight");
-        return new DecoderModel(config, device, dtype, embedding, unembedding, Take("model.norm.weight"), blocks);
+        var embedding = Take(prefix + "embed_tokens.weight");
+        string? head = UnembeddingNames.FirstOrDefault(has);
+        var unembedding = config.TieWordEmbeddings || head is null ? embedding : Take(head);
+        return new DecoderModel(config, device, dtype, embedding, unembedding, Take(prefix + "norm.weight"), blocks);
     }
 
     /// <summary>Token vectors as they enter the residual stream: [batch, positions, d_model].</summary>
@@ -173,7 +185,7 @@ public sealed class DecoderModel : IDisposable
         Tensor? keys = null;
         if (cache is not null)
         {
-            keys = Keys(block, x, span);
+            keys = Keys(layer, block, x, span);
             (keys, values) = cache.Append(layer, keys, values);
         }
 
@@ -181,8 +193,8 @@ public sealed class DecoderModel : IDisposable
         {
             var queries = F.linear(x, block.Query, block.QueryBias).view(batch, positions, heads, headDim);
             if (block.QueryNorm is not null) queries = HeadNorm(queries, block.QueryNorm);
-            queries = span.Rotate(queries.transpose(1, 2));
-            var allKeys = keys ?? Keys(block, x, span);
+            queries = span.Rotate(queries.transpose(1, 2), rotaryOfLayer[layer]);
+            var allKeys = keys ?? Keys(layer, block, x, span);
             long keyCount = allKeys.shape[2];
 
             // Grouped-query attention: each key/value head serves `group` query heads.
@@ -204,11 +216,11 @@ public sealed class DecoderModel : IDisposable
         return F.linear(mixed, block.Output, block.OutputBias);
     }
 
-    private Tensor Keys(Block block, Tensor x, PositionSpan span)
+    private Tensor Keys(int layer, Block block, Tensor x, PositionSpan span)
     {
         var keys = F.linear(x, block.Key, block.KeyBias).view(x.shape[0], x.shape[1], Config.NKvHeads, Config.HeadDim);
         if (block.KeyNorm is not null) keys = HeadNorm(keys, block.KeyNorm);
-        return span.Rotate(keys.transpose(1, 2));
+        return span.Rotate(keys.transpose(1, 2), rotaryOfLayer[layer]);
     }
 
     /// <summary>True where a query may not see a key: the future, or beyond a sliding window.</summary>
@@ -231,31 +243,34 @@ public sealed class DecoderModel : IDisposable
     /// </summary>
     private sealed class PositionSpan(DecoderModel model, int offset, long count) : IDisposable
     {
-        private (Tensor Cos, Tensor Sin)? tables;
+        private readonly (Tensor Cos, Tensor Sin)?[] tables = new (Tensor, Tensor)?[model.inverseFrequencies.Length];
 
         public int Offset => offset;
 
         /// <summary>Rotary position embedding, the non-interleaved "rotate half" form; x: [batch, heads, positions, head_dim].</summary>
-        public Tensor Rotate(Tensor x)
+        public Tensor Rotate(Tensor x, int rotary)
         {
-            var (cos, sin) = tables ??= Tables();
+            var (cos, sin) = tables[rotary] ??= Tables(model.inverseFrequencies[rotary]);
             long half = x.shape[3] / 2;
             using var rotated = cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], -1);
             return x * cos + rotated * sin;
         }
 
-        private (Tensor, Tensor) Tables()
+        private (Tensor, Tensor) Tables(Tensor inverseFrequencies)
         {
             using var scope = NewDisposeScope();
-            var angles = arange(offset, offset + count, ScalarType.Float32, model.Device).unsqueeze(1) * model.inverseFrequencies.unsqueeze(0);
+            var angles = arange(offset, offset + count, ScalarType.Float32, model.Device).unsqueeze(1) * inverseFrequencies.unsqueeze(0);
             var doubled = cat([angles, angles], -1);
             return (doubled.cos().to(model.DType).DetachFromDisposeScope(), doubled.sin().to(model.DType).DetachFromDisposeScope());
         }
 
         public void Dispose()
         {
-            tables?.Cos.Dispose();
-            tables?.Sin.Dispose();
+            foreach (var table in tables)
+            {
+                table?.Cos.Dispose();
+                table?.Sin.Dispose();
+            }
         }
     }
 
@@ -274,12 +289,14 @@ public sealed class DecoderModel : IDisposable
         return (output, normalized);
     }
 
-    /// <summary>Qwen3's per-head query/key norm (Llama-style weights); never frozen, it only shapes patterns.</summary>
+    /// <summary>The per-head query/key norm of Qwen3 (weight) and Gemma-3 (1 + weight); never frozen, it only shapes patterns.</summary>
     private Tensor HeadNorm(Tensor x, Tensor weight)
     {
         var x32 = x.to(NormType);
         var normalized = x32 * (x32.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps).rsqrt();
-        return weight * normalized.to(x.dtype);
+        return Config.NormWeightIsOffset
+            ? (normalized * (weight.to(NormType) + 1.0)).to(x.dtype)
+            : weight * normalized.to(x.dtype);
     }
 
     private Tensor Activation(Tensor x) => Config.HiddenActivation switch
@@ -292,31 +309,36 @@ public sealed class DecoderModel : IDisposable
 
     private static Tensor SoftCap(Tensor x, double cap) => (x / cap).tanh() * cap;
 
-    /// <summary>Rotary inverse frequencies in float32, with Llama 3's frequency-dependent scaling.</summary>
-    private static Tensor RotaryInverseFrequencies(ModelConfig config, Device device)
+    /// <summary>
+    /// Rotary inverse frequencies in float32 for base <paramref name="theta"/>; when
+    /// <paramref name="scaled"/>, with Llama 3's frequency-dependent scaling or a linear factor.
+    /// </summary>
+    private static Tensor RotaryInverseFrequencies(ModelConfig config, double theta, bool scaled, Device device)
     {
         using var scope = NewDisposeScope();
         int dim = config.HeadDim;
         var exponents = arange(0, dim, 2, ScalarType.Int64).to(ScalarType.Float32) / dim;
-        var inverse = 1.0f / full_like(exponents, (float)config.RopeTheta).pow(exponents);
-        if (config.RopeScaling is { } s)
+        var inverse = 1.0f / full_like(exponents, (float)theta).pow(exponents);
+        if (scaled && config.RopeLinearFactor != 1.0) inverse = inverse / config.RopeLinearFactor;
+        if (scaled && config.RopeScaling is { } s)
         {
             double lowWavelength = s.OriginalMaxPositions / s.LowFreqFactor;
             double highWavelength = s.OriginalMaxPositions / s.HighFreqFactor;
             var wavelength = 2 * Math.PI / inverse;
             // Long wavelengths are divided by the factor, short ones kept, the band between blended.
-            var scaled = where(wavelength > lowWavelength, inverse / s.Factor, inverse);
+            var longKept = where(wavelength > lowWavelength, inverse / s.Factor, inverse);
             var smooth = (s.OriginalMaxPositions / wavelength - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
-            var blended = (1 - smooth) * scaled / s.Factor + smooth * scaled;
+            var blended = (1 - smooth) * longKept / s.Factor + smooth * longKept;
             var medium = (wavelength >= highWavelength).logical_and(wavelength <= lowWavelength);
-            inverse = where(medium, blended, scaled);
+            inverse = where(medium, blended, longKept);
         }
         return inverse.to(device).MoveToOuterDisposeScope().DetachFromDisposeScope();
     }
 
     public void Dispose()
     {
-        var tensors = new List<Tensor?> { embedding, unembedding, finalNorm, inverseFrequencies };
+        var tensors = new List<Tensor?> { embedding, unembedding, finalNorm };
+        tensors.AddRange(inverseFrequencies);
         foreach (var b in blocks)
         {
             tensors.AddRange([b.InputNorm, b.AttentionOutputNorm, b.MlpInputNorm, b.MlpOutputNorm, b.Query, b.Key, b.Value, b.Output,

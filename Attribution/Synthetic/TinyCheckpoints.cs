@@ -71,6 +71,7 @@ public static class TinyCheckpoints
     public static (ReadHook Read, WriteHook Write) DefaultHooks(ModelArchitecture architecture) => architecture switch
     {
         ModelArchitecture.Gemma2 => (ReadHook.Ln2Normalized, WriteHook.MlpOut),
+        ModelArchitecture.Gemma3 => (ReadHook.MlpIn, WriteHook.MlpOut),   // GemmaScope-2: the normed MLP input → after the post-MLP norm
         ModelArchitecture.Qwen3 => (ReadHook.MlpIn, WriteHook.MlpHookOut),
         _ => (ReadHook.ResidMid, WriteHook.MlpHookOut),
     };
@@ -91,7 +92,8 @@ public static class TinyCheckpoints
             string p = $"model.layers.{l}.";
             weights[p + "input_layernorm.weight"] = Random(spec.DModel);
             weights[p + "post_attention_layernorm.weight"] = Random(spec.DModel);
-            if (spec.Architecture == ModelArchitecture.Gemma2)
+            bool gemma = spec.Architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3;
+            if (gemma)
             {
                 weights[p + "pre_feedforward_layernorm.weight"] = Random(spec.DModel);
                 weights[p + "post_feedforward_layernorm.weight"] = Random(spec.DModel);
@@ -100,7 +102,7 @@ public static class TinyCheckpoints
             weights[p + "self_attn.k_proj.weight"] = Random(spec.NKvHeads * spec.HeadDim, spec.DModel);
             weights[p + "self_attn.v_proj.weight"] = Random(spec.NKvHeads * spec.HeadDim, spec.DModel);
             weights[p + "self_attn.o_proj.weight"] = Random(spec.DModel, spec.NHeads * spec.HeadDim);
-            if (spec.Architecture == ModelArchitecture.Qwen3)
+            if (spec.Architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Gemma3)
             {
                 weights[p + "self_attn.q_norm.weight"] = Random(spec.HeadDim);
                 weights[p + "self_attn.k_norm.weight"] = Random(spec.HeadDim);
@@ -110,7 +112,7 @@ public static class TinyCheckpoints
             weights[p + "mlp.down_proj.weight"] = Random(spec.DModel, spec.DMlp);
         }
         // Llama/Qwen RMSNorm multiplies by the weight itself: centre those weights on 1, as trained models are.
-        if (spec.Architecture != ModelArchitecture.Gemma2)
+        if (spec.Architecture is not (ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3))
         {
             foreach (var name in weights.Keys.Where(n => n.EndsWith("norm.weight", StringComparison.Ordinal)).ToList())
                 weights[name] = (weights[name].to(ScalarType.Float32) + 1).to(spec.StoreDType);
@@ -294,6 +296,22 @@ public static class TinyCheckpoints
                 config["hidden_activation"] = "gelu_pytorch_tanh";
                 config["rms_norm_eps"] = 1e-6;
                 config["rope_theta"] = 10000.0;
+                break;
+            case ModelArchitecture.Gemma3:
+                // Every other layer global (the real models: every sixth), so a tiny model has both kinds.
+                config["model_type"] = "gemma3_text";
+                config["architectures"] = new[] { "Gemma3ForCausalLM" };
+                config["query_pre_attn_scalar"] = spec.HeadDim;
+                config["sliding_window"] = 4;
+                config["sliding_window_pattern"] = 2;
+                config["layer_types"] = Enumerable.Range(0, spec.NLayers).Select(i => (i + 1) % 2 != 0 ? "sliding_attention" : "full_attention").ToArray();
+                config["hidden_activation"] = "gelu_pytorch_tanh";
+                config["rms_norm_eps"] = 1e-6;
+                config["rope_theta"] = 1000000.0;
+                config["rope_local_base_freq"] = 10000.0;
+                config["rope_scaling"] = new Dictionary<string, object> { ["rope_type"] = "linear", ["factor"] = 8.0 };
+                config["final_logit_softcapping"] = null!;
+                config["attn_logit_softcapping"] = null!;
                 break;
             case ModelArchitecture.Llama:
                 config["model_type"] = "llama";

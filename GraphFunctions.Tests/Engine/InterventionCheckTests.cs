@@ -54,6 +54,23 @@ public class InterventionCheckTests
         AssertAllColumnsMatch(tiny, maxFeatureNodes: null, Float64Tolerance);
     }
 
+    /// <summary>Gemma-3 with circuit-tracer's own layouts and GemmaScope-2's (whose affine skip a CLT applies too).</summary>
+    [Theory]
+    [InlineData(TranscoderKind.PerLayer, TinyTranscoderFormat.Safetensors, false)]
+    [InlineData(TranscoderKind.PerLayer, TinyTranscoderFormat.GemmaScope2, true)]
+    [InlineData(TranscoderKind.CrossLayer, TinyTranscoderFormat.Safetensors, false)]
+    [InlineData(TranscoderKind.CrossLayer, TinyTranscoderFormat.GemmaScope2, true)]
+    public void Gemma3_columns_equal_interventions(TranscoderKind kind, TinyTranscoderFormat format, bool skip)
+    {
+        using var tiny = new TinyReplacement(
+            new TinyModelSpec { Architecture = ModelArchitecture.Gemma3, NLayers = 4, Seed = 37 },
+            new TinyTranscoderSpec { Kind = kind, Format = format, Skip = skip, Seed = 6 },
+            ScalarType.Float64);
+        Assert.Equal(skip, tiny.Replacement.Transcoders.HasSkip);
+        Assert.Equal([4, null, 4, null], Enumerable.Range(0, 4).Select(tiny.Replacement.Model.Config.WindowOfLayer));
+        AssertAllColumnsMatch(tiny, maxFeatureNodes: null, Float64Tolerance);
+    }
+
     [Fact]
     public void Columns_equal_interventions_in_float32_the_production_dtype()
     {

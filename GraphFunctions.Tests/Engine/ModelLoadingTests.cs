@@ -1,6 +1,8 @@
 namespace GraphFunctions.Tests.Engine;
 
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attribution.Checkpoints;
 using Attribution.Models;
 using Attribution.Synthetic;
 using GraphFunctions.Tests.Support;
@@ -79,6 +81,71 @@ public class ModelLoadingTests
         Assert.Null(gemma.WindowOfLayer(1));
         Assert.Equal(1 / 16.0, gemma.AttentionScale, 10);
         Assert.True(gemma.NormWeightIsOffset && gemma.ScalesEmbeddings && gemma.HasSublayerOutputNorms);
+    }
+
+    [Fact]
+    public void Gemma3_configs_read_their_layer_pattern_two_rotary_bases_and_nested_text_config()
+    {
+        // The multimodal -it layout: settings under text_config, Gemma3TextConfig's defaults for what it leaves out.
+        var it = ModelConfig.Parse(JsonDocument.Parse("""
+            {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "eos_token_id": [1, 106],
+             "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+               "sliding_window": 1024, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}}}
+            """).RootElement, "test");
+        Assert.Equal(ModelArchitecture.Gemma3, it.Architecture);
+        Assert.Equal((262_208, 8, 4, 256), (it.VocabSize, it.NHeads, it.NKvHeads, it.HeadDim));
+        Assert.Equal(1 / 16.0, it.AttentionScale, 10);
+        Assert.Equal([1, 106], it.EosTokenIds);
+        var global = Enumerable.Range(0, 34).Where(l => it.WindowOfLayer(l) is null).ToArray();
+        Assert.Equal([5, 11, 17, 23, 29], global);
+        Assert.Equal(1024, it.WindowOfLayer(0));
+        Assert.Equal((1_000_000.0, true), it.RopeOfLayer(5));
+        Assert.Equal((10_000.0, false), it.RopeOfLayer(0));
+        Assert.Equal(8.0, it.RopeLinearFactor);
+        Assert.Null(it.FinalLogitSoftcap);
+        Assert.True(it.HasQkNorm && it.NormWeightIsOffset && it.ScalesEmbeddings && it.HasSublayerOutputNorms);
+
+        // Newer transformers: layer_types and rope_parameters keyed by layer type.
+        var text = ModelConfig.Parse(JsonDocument.Parse("""
+            {"model_type": "gemma3_text", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 3,
+             "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 4, "sliding_window": 2,
+             "layer_types": ["full_attention", "sliding_attention", "full_attention"],
+             "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0},
+                                 "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}}}
+            """).RootElement, "test");
+        Assert.Equal([null, 2, null], Enumerable.Range(0, 3).Select(text.WindowOfLayer));
+        Assert.Equal((500000.0, true), text.RopeOfLayer(0));
+        Assert.Equal((20000.0, false), text.RopeOfLayer(1));
+        Assert.Equal(4.0, text.RopeLinearFactor);
+    }
+
+    [Fact]
+    public void A_multimodal_Gemma3_checkpoint_loads_its_language_model_as_the_text_model()
+    {
+        using var folder = new TempFolder();
+        TinyCheckpoints.WriteModel(folder["text"], new TinyModelSpec { Architecture = ModelArchitecture.Gemma3, Seed = 3 });
+
+        // Rewrite it as Gemma3ForConditionalGeneration stores it: language_model.model.* and a nested text_config.
+        Directory.CreateDirectory(folder["it"]);
+        var weights = SafetensorsFormat.ReadHeader(Path.Combine(folder["text"], CheckpointIndex.SingleFile));
+        using (var scope = NewDisposeScope())
+        {
+            var renamed = weights.ToDictionary(w => "language_model." + w.Key, w => w.Value.Load());
+            renamed["vision_tower.vision_model.embeddings.patch_embedding.weight"] = zeros(4, 3);
+            SafetensorsFormat.Write(Path.Combine(folder["it"], CheckpointIndex.SingleFile), renamed);
+        }
+        var textConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(folder["text"], "config.json")))!;
+        var itConfig = new JsonObject
+        {
+            ["architectures"] = new JsonArray("Gemma3ForConditionalGeneration"),
+            ["model_type"] = "gemma3",
+            ["text_config"] = textConfig,
+        };
+        File.WriteAllText(Path.Combine(folder["it"], "config.json"), itConfig.ToJsonString());
+
+        using var text = Logits(folder["text"]);
+        using var it = Logits(folder["it"]);
+        Assert.True(text.allclose(it, rtol: 0, atol: 0), "the same language model");
     }
 
     [Fact]

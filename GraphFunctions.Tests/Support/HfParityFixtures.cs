@@ -21,6 +21,7 @@ public sealed class HfParityFixtures : IDisposable
     public static readonly IReadOnlyDictionary<string, ModelArchitecture> Architectures = new Dictionary<string, ModelArchitecture>
     {
         ["gemma2"] = ModelArchitecture.Gemma2,
+        ["gemma3"] = ModelArchitecture.Gemma3,
         ["llama3"] = ModelArchitecture.Llama,
         ["qwen3"] = ModelArchitecture.Qwen3,
     };

@@ -38,6 +38,14 @@ ARCHITECTURES = {
         hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, rope_theta=10000.0,
         max_position_embeddings=128, pad_token_id=0),
         "pre_feedforward_layernorm", "post_feedforward_layernorm"),
+    # Every other layer global (sliding_window_pattern for older transformers, layer_types for newer).
+    "gemma3": ("Gemma3ForCausalLM", "Gemma3TextConfig", dict(
+        COMMON, intermediate_size=128, num_hidden_layers=4, head_dim=16, query_pre_attn_scalar=16,
+        sliding_window=4, sliding_window_pattern=2,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        rope_theta=1000000.0, rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+        hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, max_position_embeddings=128, pad_token_id=0),
+        "pre_feedforward_layernorm", "post_feedforward_layernorm"),
     "llama3": ("LlamaForCausalLM", "LlamaConfig", dict(
         COMMON, intermediate_size=160, num_hidden_layers=3, rms_norm_eps=1e-5, rope_theta=500000.0,
         rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
