@@ -78,6 +78,7 @@ public static class LocalHostApp
         app.MapPost("/jobs/{id}/raiseEvent/{eventName}", (HttpRequest r, string id, string eventName, DurableTaskClient c, GraphApi api, CancellationToken t) => api.RaiseEventAsync(r, c, id, eventName, t));
         app.MapPost("/steer", (HttpRequest r, ModelApi api, CancellationToken t) => api.SteerAsync(r, t));
         app.MapPost("/forward-pass", (HttpRequest r, ModelApi api, CancellationToken t) => api.ForwardPassAsync(r, t));
+        app.MapPost("/parse-chat-prompt", (HttpRequest r, ModelApi api, CancellationToken t) => api.ParseChatPromptAsync(r, t));
         app.MapGet("/check-busy", (ModelApi api) => api.CheckBusy());
         app.MapGet("/openapi.json", () => DocsApi.OpenApi());
         app.MapGet("/docs", () => DocsApi.Docs());

@@ -1,5 +1,6 @@
 namespace Attribution.Loading;
 
+using Attribution.Chat;
 using Attribution.Hub;
 using Attribution.Models;
 using Attribution.Tokenization;
@@ -11,8 +12,9 @@ using TorchSharp;
 /// <summary>The model a worker serves: replacement model, tokenizer and the names that identify them.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer)
+    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat)
     {
+        Chat = chat;
         ModelId = modelId;
         Scan = scan;
         TranscoderSet = transcoderSet;
@@ -33,6 +35,9 @@ public sealed class LoadedModel : IDisposable
     public ReplacementModel Replacement { get; }
 
     public TextTokenizer Tokenizer { get; }
+
+    /// <summary>The model's chat template and special-token texts (<see cref="ChatFormat.None"/> without a tokenizer_config.json).</summary>
+    public ChatFormat Chat { get; }
 
     /// <summary>Prompt → token ids with the BOS rule of docs/algorithm.md §2.</summary>
     public int[] Tokenize(string prompt) => Tokenizer.EncodePrompt(prompt);
@@ -67,6 +72,7 @@ public sealed class LoadedModel : IDisposable
             var config = await client.DownloadFileAsync(modelId, "config.json", cancellationToken: cancellation);
             await client.DownloadFileAsync(modelId, "tokenizer.json", config.CommitHash, cancellationToken: cancellation);
             await TryDownload(client, modelId, "tokenizer_config.json", config.CommitHash, cancellation);
+            await TryDownload(client, modelId, "chat_template.jinja", config.CommitHash, cancellation);
             await client.DownloadSafetensorsAsync(modelId, config.CommitHash, cancellationToken: cancellation);
             modelFolder = config.SnapshotFolder;
         }
@@ -86,7 +92,7 @@ public sealed class LoadedModel : IDisposable
             log?.LogInformation("Serving {Model} (scan {Scan}) with transcoders {Set}: {Layers} layers, {Features} features per layer",
                 modelId, scan, transcoderSet, transcoders.NLayers, transcoders.DTranscoder);
             TorchInfo.ReleaseFreedMemory();   // what loading streamed through (encoder chunks, conversions)
-            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders), tokenizer);
+            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder));
         }
         catch
         {
@@ -103,7 +109,7 @@ public sealed class LoadedModel : IDisposable
         }
         catch (HubException e) when (e.Kind == HubErrorKind.EntryNotFound)
         {
-            // Optional file: the tokenizer works without it.
+            // Optional file: the tokenizer and chat format work without it.
         }
     }
 

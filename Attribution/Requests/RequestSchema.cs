@@ -58,7 +58,11 @@ public static class RequestSchema
     public const int MaxPromptCharacters = 20_000;
 
     // --- Prompt and model ---
-    public static readonly TextField Prompt = new("prompt", MaxPromptCharacters, "The prompt text. A BOS is prepended unless it starts with a special token.", Required: true);
+    public static readonly TextField Prompt = new("prompt", MaxPromptCharacters, "The prompt text (required unless messages are sent). A BOS is prepended unless it starts with a special token.");
+    public static readonly TextField Role = new("role", 64, "Who speaks: system, user or assistant (any role the model's chat template accepts).", Required: true);
+    public static readonly TextField Content = new("content", MaxPromptCharacters, "What the turn says; may be empty.", Required: true);
+    public static readonly ObjectListField Messages = new("messages", "ChatMessage", [Role, Content], 256,
+        "Chat turns instead of prompt: rendered with the model's chat template, the final turn left open (an empty final assistant turn: the generation prompt), as the Neuronpedia graph server does.");
     public static readonly TextField ModelId = new("model_id", 256, "The served model: its Hugging Face id or its Neuronpedia id (scan).", Required: true);
     public static readonly TextField OptionalModelId = ModelId with { Required = false };
 
@@ -102,15 +106,18 @@ public static class RequestSchema
     /// <summary>POST /generate-graph.</summary>
     public static IReadOnlyList<RequestField> GenerateGraph { get; } =
     [
-        Prompt, ModelId, BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, SlugIdentifier, MaxFeatureNodes,
+        Prompt, Messages, ModelId, BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, SlugIdentifier, MaxFeatureNodes,
         SignedUrl, Compress, Blob, UserId, WaitSeconds,
     ];
 
     /// <summary>POST /steer.</summary>
-    public static IReadOnlyList<RequestField> Steer { get; } = [ModelId, Prompt, Features, NTokens, TopK, Temperature, FreqPenalty, Seed, FreezeAttention];
+    public static IReadOnlyList<RequestField> Steer { get; } = [ModelId, Prompt, Messages, Features, NTokens, TopK, Temperature, FreqPenalty, Seed, FreezeAttention];
 
     /// <summary>POST /forward-pass.</summary>
-    public static IReadOnlyList<RequestField> ForwardPass { get; } = [Prompt, OptionalModelId, MaxNLogits, DesiredLogitProb];
+    public static IReadOnlyList<RequestField> ForwardPass { get; } = [Prompt, Messages, OptionalModelId, MaxNLogits, DesiredLogitProb];
+
+    /// <summary>POST /parse-chat-prompt.</summary>
+    public static IReadOnlyList<RequestField> ParseChatPrompt { get; } = [Prompt with { Required = true }, OptionalModelId];
 
     /// <summary>What shapes a graph, as the CLI's `graph` command takes it (the request fields plus the service's update interval).</summary>
     public static IReadOnlyList<RequestField> GraphSettings { get; } =

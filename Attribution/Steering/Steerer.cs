@@ -49,7 +49,7 @@ public static class Steerer
     /// <summary>The feature's activation on the clean prompt at its token_active_position (0 at a silenced position).</summary>
     private static double CleanActivation(ReplacementModel replacement, CleanRecording clean, FeatureSteer feature)
     {
-        if (feature.TokenActivePosition < ReplacementModel.SilencedPositions) return 0;
+        if (feature.TokenActivePosition < replacement.SilencedPositions) return 0;
         using var scope = NewDisposeScope();
         var read = clean.Reads[feature.Layer][0][feature.TokenActivePosition].unsqueeze(0);
         return replacement.Transcoders.Encode(feature.Layer, read)[0][feature.Index].to(ScalarType.Float64).item<double>();

@@ -46,7 +46,7 @@ public sealed class PreparedPrompt : IDisposable
     /// <summary>Token vectors as they enter the residual stream: [positions, d_model].</summary>
     public Tensor TokenVectors { get; }
 
-    /// <param name="silence">Zero features and errors at the <see cref="ReplacementModel.SilencedPositions"/> (the BOS).</param>
+    /// <param name="silence">Zero features and errors at the replacement model's <see cref="ReplacementModel.SilencedPositions"/> (the BOS).</param>
     public static PreparedPrompt Prepare(ReplacementModel replacement, int[] tokens, bool silence = true)
     {
         var model = replacement.Model;
@@ -59,7 +59,7 @@ public sealed class PreparedPrompt : IDisposable
         var (clean, logits) = CleanRecording.Record(model, transcoders.ReadAt, transcoders.WriteAt, ids);
 
         // 1. Activations of every layer at every position, the BOS silenced.
-        int silenced = silence ? Math.Min(ReplacementModel.SilencedPositions, nPos) : 0;
+        int silenced = silence ? Math.Min(replacement.SilencedPositions, nPos) : 0;
         var activations = new Tensor[nLayers];
         for (int l = 0; l < nLayers; l++)
         {

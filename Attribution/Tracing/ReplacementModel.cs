@@ -24,9 +24,17 @@ public sealed class ReplacementModel : IDisposable
 
     /// <summary>
     /// Leading positions whose features and errors are silenced (zeroed), as circuit-tracer does:
-    /// position 0 holds the BOS, whose huge norm would otherwise dominate every graph.
+    /// position 0 holds the BOS, whose huge norm would otherwise dominate every graph; for the
+    /// instruction-tuned Gemma-3 models also the chat header after it (<see cref="SilencedPositionsFor"/>).
     /// </summary>
-    public const int SilencedPositions = 1;
+    public int SilencedPositions { get; init; } = 1;
+
+    /// <summary>
+    /// circuit-tracer's rule: a Gemma-3 "-it" model's prompts open with &lt;bos&gt;&lt;start_of_turn&gt;user\n,
+    /// and those four positions are silenced; every other model silences the BOS alone.
+    /// </summary>
+    public static int SilencedPositionsFor(string modelId) =>
+        modelId.Contains("gemma-3", StringComparison.OrdinalIgnoreCase) && modelId.EndsWith("-it", StringComparison.OrdinalIgnoreCase) ? 4 : 1;
 
     public void Dispose()
     {

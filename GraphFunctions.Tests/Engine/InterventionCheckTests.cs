@@ -72,6 +72,21 @@ public class InterventionCheckTests
     }
 
     [Fact]
+    public void A_Gemma3_it_model_silences_its_chat_header_as_circuit_tracer_does()
+    {
+        Assert.Equal(4, ReplacementModel.SilencedPositionsFor("google/gemma-3-4b-it"));
+        Assert.Equal(1, ReplacementModel.SilencedPositionsFor("google/gemma-3-4b"));
+        Assert.Equal(1, ReplacementModel.SilencedPositionsFor("google/gemma-2-2b"));
+
+        using var tiny = new TinyReplacement(new TinyModelSpec { Architecture = ModelArchitecture.Gemma3, Seed = 5 }, new TinyTranscoderSpec { Seed = 2 });
+        var headerSilenced = new ReplacementModel(tiny.Replacement.Model, tiny.Replacement.Transcoders) { SilencedPositions = 4 };   // shares tiny's weights
+        using var prompt = PreparedPrompt.Prepare(headerSilenced, tiny.Prompt(8));
+        Assert.All(prompt.Active.Positions, p => Assert.True(p >= 4, $"a feature at silenced position {p}"));
+        Assert.Contains(prompt.Active.Positions, p => p == 4);
+        Assert.Equal(0.0, prompt.Errors.narrow(1, 0, 4).abs().max().item<float>());
+    }
+
+    [Fact]
     public void Columns_equal_interventions_in_float32_the_production_dtype()
     {
         using var tiny = new TinyReplacement(

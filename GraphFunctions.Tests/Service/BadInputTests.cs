@@ -70,7 +70,10 @@ public sealed class BadInputTests(BadInputTests.Fixture fixture) : IClassFixture
         { "/generate-graph", $$"""{"prompt": "{{new string('a', 25_000)}}", "model_id": "{{M}}"}""", "ok", 400, "prompt is too long" },
         { "/generate-graph", $$"""{"prompt": "one two three four five six seven eight nine ten eleven twelve", "model_id": "{{M}}"}""", "ok", 400, "Prompt exceeds token limit (" },
         { "/generate-graph", $$"""{"prompt": "\ud800 lone surrogate", "model_id": "{{M}}"}""", "ok", 400, "unpaired UTF-16 surrogate" },
-        { "/generate-graph", $$"""{"messages": [{"role": "user", "content": "hi"}], "model_id": "{{M}}"}""", "ok", 400, "messages (chat input) is not supported" },
+        { "/generate-graph", $$"""{"messages": [{"role": "user", "content": "hi"}], "model_id": "{{M}}"}""", "ok", 400, "this model has no chat template" },
+        { "/forward-pass", """{"messages": [{"content": "hi"}]}""", "ok", 400, "messages[0].role is required" },
+        { "/forward-pass", """{"messages": "hi"}""", "ok", 400, "messages must be an array" },
+        { "/parse-chat-prompt", "{}", "ok", 400, "prompt is required" },
         // Synchronous routes have their own, larger limit (TOKEN_LIMIT bounds graphs only).
         { "/forward-pass", $$"""{"prompt": "{{string.Concat(Enumerable.Repeat("🙂", ApiRequests.SynchronousTokenLimit + 1))}}"}""", "ok", 400, "Prompt exceeds token limit" },
         // Slugs and delivery targets

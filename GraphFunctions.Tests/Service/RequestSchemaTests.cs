@@ -96,6 +96,8 @@ public sealed partial class RequestSchemaTests
     [InlineData("steer")]
     [InlineData("steer-feature")]
     [InlineData("forward-pass")]
+    [InlineData("chat-message")]
+    [InlineData("parse-chat-prompt")]
     public void The_field_tables_of_docs_api_md_are_the_table(string section)
     {
         var fields = section switch
@@ -103,6 +105,8 @@ public sealed partial class RequestSchemaTests
             "generate-graph" => RequestSchema.GenerateGraph,
             "steer" => RequestSchema.Steer,
             "steer-feature" => RequestSchema.Features.Items,
+            "chat-message" => RequestSchema.Messages.Items,
+            "parse-chat-prompt" => RequestSchema.ParseChatPrompt,
             _ => RequestSchema.ForwardPass,
         };
         string document = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "docs", "api.md")).ReplaceLineEndings("\n");

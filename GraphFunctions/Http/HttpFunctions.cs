@@ -58,6 +58,11 @@ public sealed class HttpFunctions(GraphApi graphs, ModelApi models)
         [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "forward-pass")] HttpRequest request, CancellationToken cancellation) =>
         new ResultAction(await models.ForwardPassAsync(request, cancellation));
 
+    [Function("ParseChatPrompt")]
+    public async Task<IActionResult> ParseChatPrompt(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "parse-chat-prompt")] HttpRequest request, CancellationToken cancellation) =>
+        new ResultAction(await models.ParseChatPromptAsync(request, cancellation));
+
     [Function("CheckBusy")]
     public IActionResult CheckBusy(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "check-busy")] HttpRequest request) =>

@@ -1,6 +1,7 @@
 namespace GraphFunctions.Service;
 
 using System.Text;
+using Attribution.Chat;
 using Attribution.Loading;
 using Attribution.Requests;
 using Microsoft.AspNetCore.Http;
@@ -46,7 +47,7 @@ public static class ApiRequests
             return (null, ApiResults.Error(StatusCodes.Status503ServiceUnavailable, $"the model {models.ModelId} could not be loaded: {e.Message}"));
         }
         CheckModelId(fields, model, modelIdField);
-        return (new ModelRequest(fields, model, Prompt(fields)), null);
+        return (new ModelRequest(fields, model, Prompt(fields, model)), null);
     }
 
     /// <summary>The JSON body as fields, or the 4xx answer explaining why not.</summary>
@@ -89,12 +90,30 @@ public static class ApiRequests
 
     public static IResult Busy() => ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ServerBusy);
 
-    /// <summary>The prompt field: present, a string, not empty, well-formed Unicode, not huge.</summary>
-    public static string? Prompt(RequestFields fields)
+    /// <summary>
+    /// The prompt: <c>messages</c> rendered with the model's chat template when they are sent (they
+    /// win over <c>prompt</c>, as in the reference server), else the prompt field — present, a
+    /// string, not empty, well-formed Unicode, not huge.
+    /// </summary>
+    public static string? Prompt(RequestFields fields, LoadedModel model)
     {
-        if (fields.Has("messages") && !fields.Has("prompt"))
+        var messages = fields.Read(RequestSchema.Messages, m => new ChatMessage(m.Read(RequestSchema.Role) ?? "", m.Read(RequestSchema.Content) ?? ""));
+        if (messages.Count > 0)
         {
-            fields.Fail("messages (chat input) is not supported: send the prompt as text in prompt");
+            if (!fields.Valid) return null;
+            try
+            {
+                return model.Chat.Render(messages);
+            }
+            catch (ChatTemplateException e)
+            {
+                fields.Fail($"messages could not be rendered with the model's chat template: {e.Message}");
+                return null;
+            }
+        }
+        if (!fields.Has(RequestSchema.Prompt))
+        {
+            fields.Fail("prompt is required (or messages)");
             return null;
         }
         string? prompt = fields.Read(RequestSchema.Prompt);

@@ -17,6 +17,8 @@ public static class DocsApi
         ["SteerRequest"] = RequestSchema.Steer,
         [RequestSchema.Features.ItemName] = RequestSchema.Features.Items,
         ["ForwardPassRequest"] = RequestSchema.ForwardPass,
+        [RequestSchema.Messages.ItemName] = RequestSchema.Messages.Items,
+        ["ParseChatPromptRequest"] = RequestSchema.ParseChatPrompt,
     };
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };

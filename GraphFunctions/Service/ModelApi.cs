@@ -2,6 +2,7 @@ namespace GraphFunctions.Service;
 
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Attribution.Chat;
 using Attribution.Loading;
 using Attribution.Requests;
 using Attribution.Steering;
@@ -11,7 +12,7 @@ using Microsoft.AspNetCore.Http;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The synchronous model routes (docs/api.md): POST /steer, POST /forward-pass and GET /check-busy.
+/// The synchronous model routes (docs/api.md): POST /steer, POST /forward-pass, POST /parse-chat-prompt and GET /check-busy.
 /// They run in the request, one at a time on the accelerator; a second caller waits a bounded
 /// time, then gets 503 "Server busy".
 /// </summary>
@@ -82,6 +83,38 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
             salient_logits = ids.Select((id, i) => new { token = model.Tokenizer.DecodeToken((int)id), token_id = id, probability = probabilities[i] }).ToArray(),
             total_salient_tokens = ids.Length,
             cumulative_probability = probabilities.Sum(),
+        }, ApiResults.Json);
+    }
+
+    /// <summary>
+    /// POST /parse-chat-prompt: a rendered prompt back into chat turns, as the reference server
+    /// answers it (the webapp's Remix flow and steer modal): the prompt without its leading BOS,
+    /// its messages (null for plain text) and the positions /steer will not steer — those holding
+    /// the BOS in the tokens /steer makes of the prompt. No model run, so no accelerator slot.
+    /// </summary>
+    public async Task<IResult> ParseChatPromptAsync(HttpRequest request, CancellationToken cancellation)
+    {
+        var (begun, refusal) = await ApiRequests.BeginAsync(request, secret, models, RequestSchema.OptionalModelId, cancellation);
+        if (begun is null) return refusal!;
+        var (fields, model, sent) = begun;
+        if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
+        string prompt = model.Chat.StripLeadingBos(sent!);
+        List<ChatMessage>? messages;
+        try
+        {
+            messages = model.Chat.Parse(prompt);
+        }
+        catch (ChatTemplateException e)
+        {
+            return ApiResults.BadRequest($"the model's chat template cannot be used here: {e.Message}");
+        }
+        var tokens = model.Tokenizer.EncodePrompt(prompt);
+        return Results.Json(new
+        {
+            messages = messages?.Select(m => new { role = m.Role, content = m.Content }).ToArray(),
+            is_chat = messages is not null,
+            prompt,
+            unsteerable_positions = Enumerable.Range(0, tokens.Length).Where(i => tokens[i] == model.Tokenizer.BosId).ToArray(),
         }, ApiResults.Json);
     }
 
