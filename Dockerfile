@@ -4,8 +4,9 @@
 #   az acr build --registry <registry> --image graphfunctions:<tag> .
 #   docker build -t <registry>.azurecr.io/graphfunctions:<tag> .
 #
-# Three stages:
+# Four stages:
 #   libtorch  the CUDA build of libtorch that TorchSharp binds to (its natives only)
+#   viewer    the viewer's d3 from npm
 #   build     dotnet publish with TorchSharpFlavor=cuda: the TorchSharp bindings without natives
 #   runtime   CUDA base (Ubuntu 24.04) + ASP.NET Core 10 runtime + the Azure Functions host
 
@@ -26,6 +27,12 @@ RUN apt-get update \
  && unzip -q /tmp/libtorch.zip 'libtorch/lib/*' -d /opt \
  && rm -f /tmp/libtorch.zip /opt/libtorch/lib/*.a
 
+# ---- viewer: the viewer's d3 from npm (viewer/package-lock.json), copied beside the app by the build ----
+FROM node:20-bookworm-slim AS viewer
+WORKDIR /src/viewer
+COPY viewer/package.json viewer/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
 # ---- build: publish the isolated worker with the CUDA flavour of TorchSharp ---------------------
 FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS build
 WORKDIR /src
@@ -35,6 +42,7 @@ COPY Attribution/Attribution.csproj Attribution/
 COPY GraphFunctions/GraphFunctions.csproj GraphFunctions/
 RUN dotnet restore GraphFunctions/GraphFunctions.csproj -p:TorchSharpFlavor=cuda
 COPY . .
+COPY --from=viewer /src/viewer/node_modules viewer/node_modules
 RUN dotnet publish GraphFunctions/GraphFunctions.csproj -c Release -p:TorchSharpFlavor=cuda -o /home/site/wwwroot
 
 # ---- runtime -----------------------------------------------------------------------------------

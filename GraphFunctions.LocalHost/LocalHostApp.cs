@@ -71,6 +71,7 @@ public static class LocalHostApp
     {
         ArgumentNullException.ThrowIfNull(app);
         app.MapPost("/generate-graph", (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.GenerateGraphAsync(r, c, t));
+        app.MapGet("/jobs", (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ListAsync(r, c, t));
         app.MapGet("/jobs/{id}", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.StatusAsync(r, c, id, t));
         app.MapGet("/jobs/{id}/result", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ResultAsync(r, c, id, t));
         app.MapPost("/jobs/{id}/terminate", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.TerminateAsync(r, c, id, t));
@@ -82,6 +83,10 @@ public static class LocalHostApp
         app.MapGet("/check-busy", (ModelApi api) => api.CheckBusy());
         app.MapGet("/openapi.json", () => DocsApi.OpenApi());
         app.MapGet("/docs", () => DocsApi.Docs());
+        app.MapGet("/", (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.JobsPage));
+        app.MapGet("/graphs/{slug}", (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.GraphPage));
+        app.MapGet("/viewer/settings", (HttpRequest r, ViewerApi viewer) => viewer.Settings(r));
+        app.MapGet("/viewer/{file}", (HttpRequest r, string file, ViewerApi viewer) => viewer.Asset(r, file));
     }
 
     /// <summary>A loopback port free right now (the sidecar's; tests use it for their own servers).</summary>

@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-viewer.sh   # the viewer's d3, copied beside the app by the build
 dotnet build GraphFunctions.LocalHost -c Release --nologo -v quiet
 # The Durable dispatcher caps concurrent work at the processor count; let fan-out run.
 export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}"
@@ -26,6 +27,6 @@ fi
 if [[ " $* " == *" --worker "* ]]; then
   echo "GraphFunctions worker: taking activities from the task hub (Ctrl+C to stop)"
 else
-  echo "GraphFunctions local host on http://127.0.0.1:5004 (docs: http://127.0.0.1:5004/docs)"
+  echo "GraphFunctions local host: open http://127.0.0.1:5004/ (graph viewer; API docs: http://127.0.0.1:5004/docs)"
 fi
 dotnet GraphFunctions.LocalHost/bin/Release/net10.0/linux-x64/GraphFunctions.LocalHost.dll "$@"

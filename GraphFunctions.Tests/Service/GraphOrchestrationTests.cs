@@ -63,7 +63,7 @@ public class GraphOrchestrationTests
     }
 
     /// <summary>The app's tasks, with one activity replaced by a subclass under the same name.</summary>
-    private static void RegisterReplacing<TActivity, TReplacement>(DurableTaskRegistry registry) where TReplacement : class, ITaskActivity
+    internal static void RegisterReplacing<TActivity, TReplacement>(DurableTaskRegistry registry) where TReplacement : class, ITaskActivity
     {
         registry.AddOrchestrator<GraphOrchestrator>();
         foreach (var activity in ServiceRegistration.ActivityTypes.Where(t => t != typeof(TActivity))) registry.AddActivity(activity);

@@ -28,6 +28,9 @@ public sealed record ServiceOptions
     /// <summary>How long finished jobs (their Durable history and workspace files) are kept.</summary>
     public TimeSpan JobRetention { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>Whether the viewer's pages are served to other hosts than loopback (they then ask for the secret).</summary>
+    public bool ViewerPublic { get; init; }
+
     /// <summary>The local host's Durable engine and task hub (the Functions host's come from host.json).</summary>
     public DurableStorage Durable { get; init; } = DurableStorage.Default;
 
@@ -56,6 +59,7 @@ public sealed record ServiceOptions
             BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
             UploadTimeout = TimeSpan.FromSeconds(Int(SettingNames.UploadTimeoutSeconds, 300)),
             JobRetention = TimeSpan.FromHours(Int(SettingNames.JobRetentionHours, 24)),
+            ViewerPublic = string.Equals(Get(SettingNames.ViewerPublic), "true", StringComparison.OrdinalIgnoreCase),
             Durable = DurableStorage.Parse(Get(SettingNames.DurableStorage), Get(SettingNames.DurableTaskHub), Get(SettingNames.WebJobsStorage)),
             Model = new ModelSettings
             {

@@ -12,6 +12,9 @@ public static class SettingNames
     public const string AppInsightsConnection = "APPLICATIONINSIGHTS_CONNECTION_STRING";
     public const string AzureClientId = "AZURE_CLIENT_ID";
 
+    /// <summary>The Functions host's own landing page would answer "/", where the viewer's jobs page lives.</summary>
+    public const string DisableHomepage = "AzureWebJobsDisableHomepage";
+
     /// <summary>
     /// Identity-based AzureWebJobsStorage (Azure): the account, or its blob endpoint, with a managed
     /// identity. Parts of the AzureWebJobsStorage setting, so not listed separately in <see cref="All"/>.
@@ -47,16 +50,19 @@ public static class SettingNames
     public const string UploadTimeoutSeconds = "UPLOAD_TIMEOUT_SECONDS";
     public const string JobRetentionHours = "JOB_RETENTION_HOURS";
 
+    // The graph viewer's pages (docs/viewer.md)
+    public const string ViewerPublic = "VIEWER_PUBLIC";
+
     // The local host's Durable engine (in Azure the Functions host takes its provider and hub from host.json)
     public const string DurableStorage = "DURABLE_STORAGE";
     public const string DurableTaskHub = "DURABLE_TASK_HUB";
 
     public static IReadOnlyList<string> All { get; } =
     [
-        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId,
+        FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId, DisableHomepage,
         Secret, HfToken,
         ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds, GraphWaitSeconds,
-        UploadTimeoutSeconds, JobRetentionHours, DurableStorage, DurableTaskHub,
+        UploadTimeoutSeconds, JobRetentionHours, ViewerPublic, DurableStorage, DurableTaskHub,
     ];
 }

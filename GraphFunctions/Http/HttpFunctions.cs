@@ -10,13 +10,19 @@ using Microsoft.DurableTask.Client;
 /// The HTTP routes as Azure Functions (routePrefix "" in host.json): each only hands the request
 /// to the same handler the local host uses. Authorization is the x-secret-key check inside.
 /// </summary>
-public sealed class HttpFunctions(GraphApi graphs, ModelApi models)
+public sealed class HttpFunctions(GraphApi graphs, ModelApi models, ViewerApi viewer)
 {
     [Function("GenerateGraph")]
     public async Task<IActionResult> GenerateGraph(
         [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = "generate-graph")] HttpRequest request,
         [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
         new ResultAction(await graphs.GenerateGraphAsync(request, client, cancellation));
+
+    [Function("ListJobs")]
+    public async Task<IActionResult> ListJobs(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "jobs")] HttpRequest request,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.ListAsync(request, client, cancellation));
 
     [Function("JobStatus")]
     public async Task<IActionResult> JobStatus(
@@ -77,6 +83,27 @@ public sealed class HttpFunctions(GraphApi graphs, ModelApi models)
     public static IActionResult Docs(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "docs")] HttpRequest request) =>
         new ResultAction(DocsApi.Docs());
+
+    /// <remarks>The Functions host's own landing page answers "/" unless AzureWebJobsDisableHomepage is true (the Bicep sets it).</remarks>
+    [Function("ViewerJobs")]
+    public IActionResult ViewerJobs(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "")] HttpRequest request) =>
+        new ResultAction(viewer.Page(request, ViewerApi.JobsPage));
+
+    [Function("ViewerGraph")]
+    public IActionResult ViewerGraph(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "graphs/{slug}")] HttpRequest request) =>
+        new ResultAction(viewer.Page(request, ViewerApi.GraphPage));
+
+    [Function("ViewerSettings")]
+    public IActionResult ViewerSettings(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "viewer/settings")] HttpRequest request) =>
+        new ResultAction(viewer.Settings(request));
+
+    [Function("ViewerAsset")]
+    public IActionResult ViewerAsset(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "viewer/{file}")] HttpRequest request, string file) =>
+        new ResultAction(viewer.Asset(request, file));
 
     /// <summary>Runs a minimal-API result inside the Functions ASP.NET Core pipeline.</summary>
     private sealed class ResultAction(IResult result) : IActionResult

@@ -27,6 +27,11 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>The most an external event may carry: events steer a job, they do not carry data.</summary>
     public const int MaxEventBytes = 64 * 1024;
 
+    /// <summary>Jobs GET /jobs lists, newest first, of at most <see cref="ScannedJobs"/> read.</summary>
+    public const int ListedJobs = 50;
+
+    public const int ScannedJobs = 1000;
+
     private static readonly string[] RunningStatuses =
         [nameof(OrchestrationRuntimeStatus.Pending), nameof(OrchestrationRuntimeStatus.Running), nameof(OrchestrationRuntimeStatus.Suspended)];
 
@@ -82,6 +87,34 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         };
         bool finished = instance.IsCompleted;
         return Results.Json(body, ApiResults.Json, statusCode: finished ? StatusCodes.Status200OK : StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>
+    /// GET /jobs: the newest graph jobs (the viewer's jobs page), at most <see cref="ListedJobs"/>
+    /// of the first <see cref="ScannedJobs"/> the task hub returns; retention bounds the rest.
+    /// </summary>
+    public async Task<IResult> ListAsync(HttpRequest request, DurableTaskClient client, CancellationToken cancellation)
+    {
+        if (secret.Refusal(request) is { } refused) return refused;
+        var query = new OrchestrationQuery { PageSize = ListedJobs, FetchInputsAndOutputs = true };
+        var found = new List<OrchestrationMetadata>();
+        await foreach (var instance in client.GetAllInstancesAsync(query).WithCancellation(cancellation))
+        {
+            if (instance.Name == nameof(GraphOrchestrator)) found.Add(instance);
+            if (found.Count == ScannedJobs) break;
+        }
+        var jobs = found.OrderByDescending(i => i.CreatedAt).Take(ListedJobs).Select(i => new
+        {
+            id = i.InstanceId,
+            prompt = i.ReadInputAs<GraphJob>()?.Request.Prompt,
+            runtimeStatus = i.RuntimeStatus.ToString(),
+            customStatus = Parse(i.SerializedCustomStatus),
+            delivered = i.RuntimeStatus == OrchestrationRuntimeStatus.Completed && i.ReadOutputAs<GraphJobResult>()?.Delivery is not null,
+            failure = i.FailureDetails?.ErrorMessage,
+            createdTime = i.CreatedAt,
+            lastUpdatedTime = i.LastUpdatedAt,
+        });
+        return Results.Json(new { jobs }, ApiResults.Json);
     }
 
     public async Task<IResult> ResultAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation)

@@ -139,6 +139,11 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               value: 'dotnet-isolated'
             }
             {
+              // "/" is the viewer's jobs page, not the host's landing page.
+              name: 'AzureWebJobsDisableHomepage'
+              value: 'true'
+            }
+            {
               name: 'AzureWebJobsStorage__accountName'
               value: storageAccountName
             }
@@ -251,6 +256,11 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'JOB_RETENTION_HOURS'
               value: string(jobRetentionHours)
+            }
+            {
+              // The viewer pages reach only loopback clients unless this is true; they then ask for the secret.
+              name: 'VIEWER_PUBLIC'
+              value: 'false'
             }
             {
               // Informational in Azure: the Functions host runs the Azure Storage provider and hub of host.json.

@@ -1,0 +1,330 @@
+namespace GraphFunctions.Tests.Viewer;
+
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using GraphFunctions.Orchestration;
+using GraphFunctions.Service;
+using GraphFunctions.Storage;
+using GraphFunctions.Tests.Service;
+using GraphFunctions.Tests.Support;
+using Microsoft.DurableTask;
+using Microsoft.Extensions.DependencyInjection;
+using PuppeteerSharp;
+using Xunit.Abstractions;
+
+/// <summary>
+/// The viewer in a real browser (docs/viewer.md) against the local host on loopback: the jobs page
+/// asks for the secret, starts a graph from its form and shows its progress advancing; the graph
+/// page draws every node, highlights exactly a clicked node's edges, keeps pins in the URL, and
+/// steers; no console errors anywhere.
+/// </summary>
+[Collection(UsesLocalService.Name)]
+public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<ViewerBrowserTests.Fixture>
+{
+    private const string Slug = "viewer-e2e";
+
+    /// <summary>Feature rows that take 200 ms a batch, so the tiny model's job runs long enough to be watched.</summary>
+    public sealed class PacedFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
+    {
+        public override async Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
+        {
+            await Task.Delay(200);
+            return await base.RunAsync(context, input);
+        }
+    }
+
+    public sealed class Fixture : IAsyncLifetime
+    {
+        public LocalService Service { get; private set; } = null!;
+
+        public Browser Browser { get; private set; } = null!;
+
+        public async Task InitializeAsync()
+        {
+            // Rounds of two features: enough rounds that the page sees the job move.
+            Service = await LocalService.StartAsync(
+                tasks: GraphOrchestrationTests.RegisterReplacing<FeatureRowsActivity, PacedFeatureRows>,
+                settings: new Dictionary<string, string?> { ["UPDATE_INTERVAL"] = "2" });
+            Browser = await Browser.LaunchAsync();
+        }
+
+        public async Task DisposeAsync()
+        {
+            await Browser.DisposeAsync();
+            await Service.DisposeAsync();
+        }
+    }
+
+    private readonly LocalService service = fixture.Service;
+
+    private string Url(string path) => new Uri(service.Address, path).ToString();
+
+    /// <summary>The secret dialog appears at the first refused call; the page keeps the answer for the tab.</summary>
+    private static async Task AnswerSecretAsync(IPage page)
+    {
+        await page.WaitForSelectorAsync("#secret-dialog[open]", new WaitForSelectorOptions { Timeout = 20_000 });
+        await page.TypeAsync("#secret-input", LocalService.Secret);
+        await page.ClickAsync("#secret-ok");
+    }
+
+    /// <summary>The page's own location (replaceState reaches the driver's URL only later).</summary>
+    private static Task<string> LocationAsync(IPage page) => page.EvaluateExpressionAsync<string>("location.href");
+
+    /// <summary>Moves the edge filter as a user drags it (0 … 1000).</summary>
+    private static Task SetEdgeFilterAsync(IPage page, int value) =>
+        page.EvaluateFunctionAsync("v => { const s = document.querySelector('#edge-filter'); s.value = String(v); s.dispatchEvent(new Event('input')); }", value);
+
+    private async Task<JsonDocument> GraphJsonAsync(string slug)
+    {
+        using var response = await service.Http.GetAsync($"/jobs/{slug}/result");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await LocalService.JsonOf(response);
+    }
+
+    [Fact]
+    public async Task A_graph_started_from_the_jobs_page_shows_its_progress_and_opens_in_the_graph_page()
+    {
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await using var _ = page;
+
+        // Jobs page: the secret, then the form.
+        await page.GoToAsync(Url("/"));
+        await AnswerSecretAsync(page);
+        await page.EvaluateExpressionAsync("document.querySelector('#prompt').value = 'The quick brown fox jumps over the lazy dog because'");
+        await page.EvaluateExpressionAsync($"document.querySelector('#slug').value = '{Slug}'");
+        await page.EvaluateExpressionAsync("document.querySelector('[name=max_feature_nodes]').value = '80'");
+        await page.EvaluateExpressionAsync("document.querySelector('[name=batch_size]').value = '2'");
+        await page.ClickAsync("#start");
+
+        // Progress as the page shows it, sampled until the row says Completed.
+        var seen = new List<int>();
+        var clock = Stopwatch.StartNew();
+        string state = "";
+        while (state != "Completed" && clock.Elapsed < TimeSpan.FromMinutes(3))
+        {
+            var sample = await page.EvaluateFunctionAsync<JsonElement>($$"""
+                () => {
+                  const row = document.querySelector('tr[data-job-id="{{Slug}}"]');
+                  if (!row) return { state: '', visited: -1 };
+                  const progress = row.querySelector('td.progress');
+                  return { state: row.dataset.state, visited: Number(progress.dataset.visited ?? -1) };
+                }
+                """);
+            state = sample.GetProperty("state").GetString()!;
+            int visited = sample.GetProperty("visited").GetInt32();
+            if (state == "Running" && visited >= 0 && (seen.Count == 0 || seen[^1] != visited)) seen.Add(visited);
+            Assert.True(state is "" or "Pending" or "Running" or "Completed", $"job state {state}");
+            await Task.Delay(100);
+        }
+        output.WriteLine($"features visited as the jobs page showed them: {string.Join(", ", seen)}");
+        Assert.Equal("Completed", state);
+        Assert.True(seen.Count >= 2, $"the page showed one progress value only: {string.Join(", ", seen)}");
+        Assert.True(seen.SequenceEqual(seen.Order()), $"progress went backwards: {string.Join(", ", seen)}");
+
+        // The finished row links to the graph page.
+        await page.WaitForSelectorAsync($"tr[data-job-id=\"{Slug}\"] a[href=\"/graphs/{Slug}\"]");
+        await Task.WhenAll(page.WaitForNavigationAsync(), page.ClickAsync($"tr[data-job-id=\"{Slug}\"] a"));
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 30_000 });
+
+        using var graph = await GraphJsonAsync(Slug);
+        var nodes = graph.RootElement.GetProperty("nodes").EnumerateArray().ToList();
+        var links = graph.RootElement.GetProperty("links").EnumerateArray()
+            .Select(l => (Source: l.GetProperty("source").GetString()!, Target: l.GetProperty("target").GetString()!)).ToList();
+        Assert.Equal(nodes.Count, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        Assert.Equal(nodes.Count(n => n.GetProperty("feature_type").GetString() == "mlp reconstruction error"),
+            await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node.error').length"));
+
+        // Clicking the feature with the most edges highlights exactly its edges.
+        string clicked = nodes.Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder")
+            .Select(n => n.GetProperty("node_id").GetString()!)
+            .MaxBy(id => links.Count(l => l.Source == id || l.Target == id))!;
+        await page.ClickAsync($"#nodes [data-id=\"{clicked}\"]");
+        var highlighted = await page.EvaluateExpressionAsync<string[]>(
+            "[...document.querySelectorAll('#highlight line.edge.highlighted')].map(l => l.dataset.source + ' ' + l.dataset.target)");
+        var expected = links.Where(l => l.Source == clicked || l.Target == clicked).Select(l => $"{l.Source} {l.Target}").Order().ToList();
+        Assert.NotEmpty(expected);
+        Assert.Equal(expected, highlighted.Order().ToList());
+        Assert.Contains($"clickedId={Uri.EscapeDataString(clicked)}", await LocationAsync(page), StringComparison.Ordinal);
+        Assert.True(await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#node-details .links li').length") > 0);
+
+        // Pin it: the pin is in the URL and survives a reload.
+        await page.ClickAsync("#pin");
+        Assert.Contains($"pinnedIds={Uri.EscapeDataString(clicked)}", await LocationAsync(page), StringComparison.Ordinal);
+        await page.ReloadAsync();
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 30_000 });
+        Assert.True(await page.EvaluateExpressionAsync<bool>($"document.querySelector('#nodes [data-id=\"{clicked}\"]').classList.contains('pinned')"));
+
+        // Raising the edge filter drops the weak edges from the highlight.
+        await SetEdgeFilterAsync(page, 700);
+        int filtered = await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#highlight line.edge.highlighted').length");
+        Assert.True(filtered < expected.Count, $"the filter kept all {expected.Count} edges");
+        await SetEdgeFilterAsync(page, 0);
+
+        // Steer the pinned feature: ablated, the page shows both continuations with their top tokens.
+        await page.ClickAsync("#steer-run");
+        await page.WaitForSelectorAsync("#steer-result .generation.steered .continuation", new WaitForSelectorOptions { Timeout = 60_000 });
+        string defaultText = await page.EvaluateExpressionAsync<string>("document.querySelector('#steer-result .generation.default .continuation').textContent");
+        int topTokenRows = await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#steer-result .generation.steered .top-tokens li').length");
+        output.WriteLine($"default continuation: {defaultText}");
+        Assert.False(string.IsNullOrEmpty(defaultText));
+        Assert.Equal(10, topTokenRows);
+        Assert.Equal("", await page.EvaluateExpressionAsync<string>("document.querySelector('#steer-message').textContent"));
+
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-graph.png"));
+        Assert.Empty(errors);
+    }
+
+    /// <summary>
+    /// A synthetic graph of Gemma-2-2B's shape (26 layers, 64 positions) with 5,000 nodes and 75,000
+    /// edges, answered in place of the service's result: every node is drawn and a click still
+    /// highlights exactly its edges. The times are printed, not asserted (shared machines).
+    /// </summary>
+    [Fact]
+    public async Task A_graph_of_5000_nodes_and_75000_edges_is_drawn_and_explored()
+    {
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await using var _ = page;
+        var (graph, links) = SyntheticGraph(layers: 26, positions: 64, nodes: 5000, edges: 75000, seed: 5);
+        await page.SetRequestInterceptionAsync(true);
+        page.Request += async (_, e) =>
+        {
+            if (e.Request.Url.EndsWith("/jobs/big/result", StringComparison.Ordinal))
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph });
+            else await e.Request.ContinueAsync();
+        };
+        await page.EvaluateExpressionOnNewDocumentAsync($"sessionStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.GoToAsync(Url("/graphs/big"));
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
+        Assert.Equal(5000, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+
+        string busiest = links.SelectMany(l => new[] { l.Source, l.Target }).GroupBy(id => id).MaxBy(g => g.Count())!.Key;
+        double clickMs = await page.EvaluateFunctionAsync<double>("""
+            id => new Promise(resolve => {
+              const started = performance.now();
+              document.querySelector(`#nodes [data-id="${id}"]`).dispatchEvent(new MouseEvent('click', { bubbles: true }));
+              requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - started)));
+            })
+            """, busiest);
+        var highlighted = await page.EvaluateExpressionAsync<string[]>(
+            "[...document.querySelectorAll('#highlight line.edge.highlighted')].map(l => l.dataset.source + ' ' + l.dataset.target)");
+        Assert.Equal(links.Where(l => l.Source == busiest || l.Target == busiest).Select(l => $"{l.Source} {l.Target}").Order(), highlighted.Order());
+
+        double filterMs = await page.EvaluateFunctionAsync<double>("""
+            () => new Promise(resolve => {
+              const started = performance.now();
+              const slider = document.querySelector('#edge-filter');
+              slider.value = '300';
+              slider.dispatchEvent(new Event('input'));
+              requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - started)));
+            })
+            """);
+        int renderMs = int.Parse(await page.EvaluateExpressionAsync<string>("document.body.dataset.renderMs"), System.Globalization.CultureInfo.InvariantCulture);
+        output.WriteLine($"5,000 nodes / 75,000 edges: first draw {renderMs} ms, click to highlighted frame {clickMs:0} ms, edge filter to redrawn frame {filterMs:0} ms");
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-graph-5000.png"));
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task Pages_revalidate_and_versioned_scripts_are_cached_forever_with_their_content_types()
+    {
+        using var anonymous = service.Anonymous();   // the pages themselves carry no data: no secret needed
+        using var page = await anonymous.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType!.MediaType);
+        Assert.True(page.Headers.CacheControl!.NoCache);
+        Assert.Equal("nosniff", page.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.Contains("default-src 'self'", page.Headers.GetValues("Content-Security-Policy").Single());
+
+        // A revalidation with the page's ETag is a 304 without a body.
+        using var again = new HttpRequestMessage(HttpMethod.Get, "/graphs/anything");
+        again.Headers.IfNoneMatch.Add((await anonymous.GetAsync("/graphs/anything")).Headers.ETag!);
+        using var notModified = await anonymous.SendAsync(again);
+        Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);
+        Assert.Empty(await notModified.Content.ReadAsByteArrayAsync());
+
+        // The page names its scripts with the current version; those are immutable, an unversioned one is not.
+        string html = await page.Content.ReadAsStringAsync();
+        string version = System.Text.RegularExpressions.Regex.Match(html, @"jobs\.js\?v=([0-9a-f]+)").Groups[1].Value;
+        Assert.NotEmpty(version);
+        using var script = await anonymous.GetAsync($"/viewer/jobs.js?v={version}");
+        Assert.Equal("text/javascript", script.Content.Headers.ContentType!.MediaType);
+        Assert.True(script.Headers.CacheControl!.Public);
+        Assert.Equal(TimeSpan.FromDays(365), script.Headers.CacheControl.MaxAge);
+        using var style = await anonymous.GetAsync("/viewer/viewer.css");
+        Assert.Equal("text/css", style.Content.Headers.ContentType!.MediaType);
+        Assert.True(style.Headers.CacheControl!.NoCache);
+        using var d3 = await anonymous.GetAsync($"/viewer/{ViewerAssets.D3}?v={version}");
+        Assert.Equal(HttpStatusCode.OK, d3.StatusCode);
+        Assert.Contains("d3js.org", await d3.Content.ReadAsStringAsync());
+
+        using var unknown = await anonymous.GetAsync("/viewer/secrets.json");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("secrets.json", await unknown.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Pages_are_refused_to_other_hosts_unless_the_viewer_is_public()
+    {
+        var refused = await JobsPageFromAnotherHostAsync(viewerPublic: false);
+        Assert.Equal(403, refused.Response.StatusCode);
+        refused.Response.Body.Position = 0;
+        Assert.Contains("VIEWER_PUBLIC", new StreamReader(refused.Response.Body).ReadToEnd());
+
+        var allowed = await JobsPageFromAnotherHostAsync(viewerPublic: true);
+        Assert.Equal(200, allowed.Response.StatusCode);
+        Assert.Equal("text/html; charset=utf-8", allowed.Response.ContentType);
+    }
+
+    /// <summary>The jobs page as served to a client at 10.0.0.1 (loopback cannot be anything else over real HTTP).</summary>
+    private async Task<Microsoft.AspNetCore.Http.DefaultHttpContext> JobsPageFromAnotherHostAsync(bool viewerPublic)
+    {
+        var options = service.Services.GetRequiredService<GraphFunctions.Configuration.ServiceOptions>() with { ViewerPublic = viewerPublic };
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext { RequestServices = service.Services };
+        context.Connection.RemoteIpAddress = IPAddress.Parse("10.0.0.1");
+        context.Response.Body = new MemoryStream();
+        await new ViewerApi(options, service.Services.GetRequiredService<ModelHost>()).Page(context.Request, ViewerApi.JobsPage).ExecuteAsync(context);
+        return context;
+    }
+
+    /// <summary>A graph JSON in the service's layout with random features and edges that run upwards.</summary>
+    private static (string Json, List<(string Source, string Target)> Links) SyntheticGraph(int layers, int positions, int nodes, int edges, int seed)
+    {
+        var random = new Random(seed);
+        var list = new List<(string Id, int Row, int Position, object Node)>();
+        for (int p = 0; p < positions; p++)
+            list.Add(($"E_{p}_{p}", 0, p, new { node_id = $"E_{p}_{p}", feature = p, layer = "E", ctx_idx = p, feature_type = "embedding", token_prob = 0.0, is_target_logit = false, clerp = "", influence = 0.1, activation = (double?)null }));
+        for (int l = 0; l < layers; l++)
+            for (int p = 0; p < positions; p++)
+                list.Add(($"{l}_-1_{p}", l + 1, p, new { node_id = $"{l}_-1_{p}", feature = -1, layer = $"{l}", ctx_idx = p, feature_type = "mlp reconstruction error", token_prob = 0.0, is_target_logit = false, clerp = "", influence = 0.01, activation = (double?)null }));
+        for (int k = 0; k < 10; k++)
+            list.Add(($"{layers + 1}_{k}_{positions - 1}", layers + 1, positions - 1, new { node_id = $"{layers + 1}_{k}_{positions - 1}", feature = k, layer = $"{layers + 1}", ctx_idx = positions - 1, feature_type = "logit", token_prob = 0.5 / (k + 1), is_target_logit = k == 0, clerp = $"Output \"t{k}\" (p={0.5 / (k + 1):0.000})", influence = (double?)null, activation = (double?)null }));
+        while (list.Count < nodes)
+        {
+            int l = random.Next(layers), p = random.Next(positions), index = random.Next(16384);
+            string id = $"{l}_{index}_{p}";
+            if (list.Any(n => n.Id == id)) continue;
+            list.Add((id, l + 1, p, new { node_id = id, feature = index, layer = $"{l}", ctx_idx = p, feature_type = "cross layer transcoder", token_prob = 0.0, is_target_logit = false, clerp = "", influence = random.NextDouble(), activation = random.NextDouble() * 5 }));
+        }
+        var byRow = list.GroupBy(n => n.Row).ToDictionary(g => g.Key, g => g.ToList());
+        var links = new HashSet<(string Source, string Target)>();
+        var weights = new List<object>();
+        while (links.Count < edges)
+        {
+            var source = list[random.Next(list.Count)];
+            var higher = byRow.Keys.Where(r => r > source.Row).ToList();
+            if (higher.Count == 0) continue;
+            var candidates = byRow[higher[random.Next(higher.Count)]];
+            var target = candidates[random.Next(candidates.Count)];
+            if (target.Position < source.Position || !links.Add((source.Id, target.Id))) continue;
+            weights.Add(new { source = source.Id, target = target.Id, weight = (random.NextDouble() - 0.4) * 2 });
+        }
+        var metadata = new
+        {
+            slug = "big", scan = "synthetic", prompt = "synthetic",
+            prompt_tokens = Enumerable.Range(0, positions).Select(p => $" t{p}").ToArray(),
+        };
+        string json = JsonSerializer.Serialize(new { metadata, nodes = list.Select(n => n.Node), links = weights });
+        return (json, links.ToList());
+    }
+}
