@@ -198,7 +198,7 @@ internal static class ScaleBenchmark
         if (!File.Exists(Path.Combine(transcoders, "config.yaml")))
         {
             TinyCheckpoints.WriteModel(model, modelSpec);
-            File.Copy(Path.Combine(Path.GetDirectoryName(BundledModel.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
+            File.Copy(Path.Combine(Path.GetDirectoryName(TinyRandomModel.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
             TinyCheckpoints.WriteTranscoders(transcoders, model, transcoderSpec);
         }
         return (model, Path.Combine(transcoders, "config.yaml"));

@@ -5,5 +5,6 @@ var root = new RootCommand("GraphFunctions: attribution graphs for language mode
 {
     GraphCommand.Create(),
     CreateTinyCommand.Create(),
+    TrainDemoCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and runs the main job on the embedded default: the local host (the Functions app's
-# routes and Durable orchestration) on http://127.0.0.1:5004, serving the bundled tiny model when
+# routes and Durable orchestration) on http://127.0.0.1:5004, serving the bundled demo model (docs/demo.md) when
 # no model is configured. Durable state lives in Azurite (the Azure Storage provider, as in
 # Azure; data in .data/azurite-jobs), started here and stopped with the host, so jobs survive a
 # restart. `scripts/run.sh --worker` in a second terminal adds a worker process that shares the

@@ -28,6 +28,9 @@ public sealed record GraphMetadata
     public GraphInfo? Info { get; init; }
     public GenerationSettings? Generation { get; init; }
     public GraphScores? Scores { get; init; }
+
+    /// <summary>Feature labels written as the feature nodes' clerp (empty when the set has none).</summary>
+    public Transcoders.FeatureLabels Labels { get; init; } = Transcoders.FeatureLabels.None;
 }
 
 public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb, int BatchSize, int MaxFeatureNodes);
@@ -61,7 +64,7 @@ public static class NeuronpediaGraphWriter
         foreach (int node in nodes)
         {
             bool alwaysKept = node >= graph.TokenStart;
-            if (alwaysKept || connected.Contains(node)) WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken);
+            if (alwaysKept || connected.Contains(node)) WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken, metadata.Labels);
             if (json.BytesPending > 1 << 16) json.Flush();
         }
         json.WriteEndArray();
@@ -190,7 +193,7 @@ public static class NeuronpediaGraphWriter
         json.WriteEndObject();
     }
 
-    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken)
+    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken, Transcoders.FeatureLabels labels)
     {
         string id = NodeId(graph, node);
         long feature;
@@ -211,6 +214,7 @@ public static class NeuronpediaGraphWriter
             featureType = "cross layer transcoder";
             jsNodeId = $"{l}_{index}-0";
             activation = graph.Active.Values[f];
+            clerp = labels.Of(l, index);
         }
         else if (node < graph.TokenStart)
         {

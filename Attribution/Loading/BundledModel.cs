@@ -1,51 +1,33 @@
 namespace Attribution.Loading;
 
-using Attribution.Models;
-using Attribution.Synthetic;
-using Attribution.Tokenization;
+using Attribution.Demo;
 
 /// <summary>
-/// The embedded default: a seeded tiny Gemma-2 with JumpReLU transcoders and a byte-level BPE
-/// tokenizer, written in the real formats on first use, so the service runs with no downloads.
+/// The embedded default: the demo model trained on the synthetic corpus (docs/demo.md) with its
+/// trained per-layer and cross-layer transcoders, shipped in the repository's demo/ folder and
+/// copied beside the app by the build, so the service runs with no downloads.
 /// </summary>
 public static class BundledModel
 {
-    public const string Id = "graphfunctions/tiny-gemma-2";
-    public const string Scan = "tiny-gemma-2";
-    public const string TranscoderSetName = "tiny-gemma-2-jumprelu-512";
-    private const string Version = "v1";
+    public const string Id = DemoBuild.ModelName;
+    public const string Scan = "graphfunctions-demo";
 
-    public static string DefaultFolder => Path.Combine(Path.GetTempPath(), "graphfunctions-bundled-" + Version);
+    /// <summary>TRANSCODER_SET value that selects the cross-layer transcoder instead of the per-layer ones.</summary>
+    public const string CrossLayerChoice = "clt";
 
-    /// <summary>Writes the model, tokenizer and transcoders under <paramref name="folder"/> once; returns (model folder, transcoder config).</summary>
-    public static (string ModelFolder, string TranscoderConfig) EnsureWritten(string? folder = null)
+    public static string Folder => Path.Combine(AppContext.BaseDirectory, "demo");
+
+    /// <summary>(model folder, transcoder config.yaml, set name) for a TRANSCODER_SET: none (per-layer), <see cref="CrossLayerChoice"/>, or the user's own.</summary>
+    public static (string ModelFolder, string TranscoderConfig, string SetName) Locate(string? transcoderSet)
     {
-        folder ??= DefaultFolder;
-        string model = Path.Combine(folder, "model"), transcoders = Path.Combine(folder, "transcoders");
-        string config = Path.Combine(transcoders, "config.yaml"), done = Path.Combine(folder, "complete");
-        if (File.Exists(done)) return (model, config);
-
-        // Written beside, then moved into place: concurrent first starts never see half a model.
-        string staging = folder + ".staging-" + Guid.NewGuid().ToString("N");
-        var spec = new TinyModelSpec
-        {
-            Architecture = ModelArchitecture.Gemma2, VocabSize = TinyTokenizerFactory.VocabSize, DModel = 64, DMlp = 256,
-            NLayers = 4, NHeads = 4, NKvHeads = 2, HeadDim = 16, Seed = 2026,
-            BosTokenId = TinyTokenizerFactory.BosId, EosTokenId = TinyTokenizerFactory.EosId,
-        };
-        TinyCheckpoints.WriteModel(Path.Combine(staging, "model"), spec);
-        TinyTokenizerFactory.Write(Path.Combine(staging, "model", "tokenizer.json"));
-        TinyCheckpoints.WriteTranscoders(Path.Combine(staging, "transcoders"), Path.Combine(staging, "model"),
-            new TinyTranscoderSpec { DTranscoder = 512, TargetL0 = 16, Seed = 7 });
-        File.WriteAllText(Path.Combine(staging, "complete"), Version);
-        try
-        {
-            Directory.Move(staging, folder);
-        }
-        catch (IOException) when (File.Exists(done))
-        {
-            Directory.Delete(staging, recursive: true);   // another process finished first
-        }
-        return (model, config);
+        string folder = Folder;
+        if (!File.Exists(Path.Combine(folder, "model", "config.json")))
+            throw new InvalidOperationException($"the bundled demo model is missing from {folder}: the build copies it from the repository's demo/ folder (regenerate it with `graphfunctions train-demo --out demo`)");
+        string model = Path.Combine(folder, DemoBuild.ModelFolder);
+        if (!string.IsNullOrEmpty(transcoderSet) && !string.Equals(transcoderSet, CrossLayerChoice, StringComparison.OrdinalIgnoreCase))
+            return (model, transcoderSet, transcoderSet);   // the user's own set on the demo model
+        bool crossLayer = transcoderSet is not null;
+        return (model, Path.Combine(folder, crossLayer ? DemoBuild.CrossLayerFolder : DemoBuild.PerLayerFolder, "config.yaml"),
+            crossLayer ? DemoBuild.CrossLayerSet : DemoBuild.PerLayerSet);
     }
 }

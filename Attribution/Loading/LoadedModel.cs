@@ -12,8 +12,9 @@ using TorchSharp;
 /// <summary>The model a worker serves: replacement model, tokenizer and the names that identify them.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat)
+    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat, FeatureLabels labels)
     {
+        Labels = labels;
         Chat = chat;
         ModelId = modelId;
         Scan = scan;
@@ -35,6 +36,9 @@ public sealed class LoadedModel : IDisposable
     public ReplacementModel Replacement { get; }
 
     public TextTokenizer Tokenizer { get; }
+
+    /// <summary>The set's own feature labels (a local set's labels.json), written into graphs as clerps.</summary>
+    public FeatureLabels Labels { get; }
 
     /// <summary>The model's chat template and special-token texts (<see cref="ChatFormat.None"/> without a tokenizer_config.json).</summary>
     public ChatFormat Chat { get; }
@@ -60,10 +64,14 @@ public sealed class LoadedModel : IDisposable
         }
         else if (modelId == BundledModel.Id)
         {
-            var (folder, config) = BundledModel.EnsureWritten(settings.BundledFolder);
+            (modelFolder, transcoderSet, transcoderSetName) = BundledModel.Locate(settings.TranscoderSet);
+        }
+        else if (modelId == TinyRandomModel.Id)
+        {
+            var (folder, config) = TinyRandomModel.EnsureWritten(settings.BundledFolder);
             modelFolder = folder;
             transcoderSet ??= config;
-            transcoderSetName ??= BundledModel.TranscoderSetName;
+            transcoderSetName ??= TinyRandomModel.TranscoderSetName;
         }
         else
         {
@@ -88,11 +96,16 @@ public sealed class LoadedModel : IDisposable
             var tokenizer = TextTokenizer.FromModelDirectory(modelFolder);
             var sourceUrls = TranscoderSetCatalog.Describe(transcoderSet).SourceUrls;
             transcoderSetName ??= transcoderSet;
-            string scan = settings.NeuronpediaModelId ?? (modelId == BundledModel.Id ? BundledModel.Scan : NeuronpediaIds.ScanFor(modelId));
+            string scan = settings.NeuronpediaModelId ?? modelId switch
+            {
+                BundledModel.Id => BundledModel.Scan,
+                TinyRandomModel.Id => TinyRandomModel.Scan,
+                _ => NeuronpediaIds.ScanFor(modelId),
+            };
             log?.LogInformation("Serving {Model} (scan {Scan}) with transcoders {Set}: {Layers} layers, {Features} features per layer",
                 modelId, scan, transcoderSet, transcoders.NLayers, transcoders.DTranscoder);
             TorchInfo.ReleaseFreedMemory();   // what loading streamed through (encoder chunks, conversions)
-            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder));
+            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder), FeatureLabels.LoadBeside(transcoderSet));
         }
         catch
         {

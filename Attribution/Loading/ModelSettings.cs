@@ -25,7 +25,7 @@ public sealed record ModelSettings
 
     public bool LazyEncoders { get; init; }
 
-    /// <summary>Where the bundled demo model is written when no model is configured.</summary>
+    /// <summary>Where <see cref="TinyRandomModel"/> is written when it is asked for.</summary>
     public string? BundledFolder { get; init; }
 
     public static ScalarType ParseDType(string? name) => (name ?? "float32").ToLowerInvariant() switch

@@ -64,5 +64,6 @@ public static class GraphPipeline
             CreateTimeMs: DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()),
         Generation = new GenerationSettings(request.MaxNLogits, request.DesiredLogitProb, request.BatchSize, request.MaxFeatureNodes),
         Scores = scores,
+        Labels = model.Labels,
     };
 }

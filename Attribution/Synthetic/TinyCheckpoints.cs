@@ -24,6 +24,9 @@ public sealed record TinyModelSpec
     public ulong Seed { get; init; }
     public ScalarType StoreDType { get; init; } = ScalarType.Float32;
 
+    /// <summary>config.json's _name_or_path (tiny/{architecture} when null).</summary>
+    public string? Name { get; init; }
+
     /// <summary>Split the weights over two shards with a model.safetensors.index.json.</summary>
     public bool Sharded { get; init; }
 }
@@ -58,6 +61,13 @@ public sealed record TinyTranscoderSpec
     public ulong Seed { get; init; } = 1;
     public ScalarType StoreDType { get; init; } = ScalarType.Float32;
 }
+
+/// <summary>
+/// One layer's transcoder: encoder [d_tc, d_model], encoder bias [d_tc], decoder [d_tc, d_model]
+/// (a CLT's: [d_tc, layers after it, d_model]), decoder bias [d_model], JumpReLU thresholds [d_tc]
+/// or null, and an optional skip matrix [d_model, d_model].
+/// </summary>
+public sealed record LayerTranscoder(Tensor Encoder, Tensor EncoderBias, Tensor Decoder, Tensor DecoderBias, Tensor? Threshold, Tensor? Skip);
 
 /// <summary>
 /// Writes seeded random models and transcoder sets to disk in the real formats, so tests, the
@@ -136,10 +146,9 @@ public static class TinyCheckpoints
             JsonSerializer.Serialize(new Dictionary<string, object> { ["metadata"] = new { }, ["weight_map"] = weightMap }));
     }
 
-    /// <summary>Writes a transcoder set for the model in <paramref name="modelFolder"/>; returns the config.yaml path.</summary>
+    /// <summary>Writes a random transcoder set for the model in <paramref name="modelFolder"/>; returns the config.yaml path.</summary>
     public static string WriteTranscoders(string folder, string modelFolder, TinyTranscoderSpec spec)
     {
-        Directory.CreateDirectory(folder);
         var config = ModelConfig.Load(modelFolder);
         var hooks = DefaultHooks(config.Architecture);
         var readAt = spec.InputHook ?? hooks.Read;
@@ -151,7 +160,7 @@ public static class TinyCheckpoints
         using var generator = new Generator(spec.Seed);
         var reads = CalibrationReads(modelFolder, readAt, writeAt, spec.Seed);
 
-        var files = new List<string>();
+        var weights = new List<LayerTranscoder>();
         for (int l = 0; l < layers; l++)
         {
             var encoder = randn([dtc, d], generator: generator) / Math.Sqrt(d);
@@ -168,19 +177,46 @@ public static class TinyCheckpoints
             var jitter = 0.9 + 0.2 * rand([dtc], generator: generator);
             var threshold = (top[-1].clamp_min(1e-3) * jitter).to(ScalarType.Float32);
 
-            if (spec.Format == TinyTranscoderFormat.GemmaScope2)
+            weights.Add(spec.Activation switch
             {
-                if (spec.Activation != "jump_relu") throw new ArgumentException("GemmaScope-2 transcoders are JumpReLU");
+                "jump_relu" => new LayerTranscoder(encoder, zeros(dtc), decoder, decoderBias, threshold, skip),
+                "relu" => new LayerTranscoder(encoder, -threshold, decoder, decoderBias, null, skip),
+                _ => new LayerTranscoder(encoder, randn([dtc], generator: generator) * 0.01, decoder, decoderBias, null, skip),
+            });
+        }
+        var activation = spec.Activation == "topk" ? new ActivationSpec("topk", spec.TargetL0) : spec.Activation == "relu" ? ActivationSpec.Relu : null;
+        return SaveTranscoders(folder, config, spec.Kind, spec.Format, activation, readAt, writeAt, weights, spec.StoreDType);
+    }
+
+    /// <summary>
+    /// Writes one transcoder per layer in the layout <paramref name="format"/> names, with the
+    /// config.yaml circuit-tracer reads; returns its path. A JumpReLU layer carries its thresholds;
+    /// <paramref name="activation"/> (null for JumpReLU) is declared in config.yaml.
+    /// </summary>
+    public static string SaveTranscoders(string folder, ModelConfig config, TranscoderKind kind, TinyTranscoderFormat format, ActivationSpec? activation,
+        ReadHook readAt, WriteHook writeAt, IReadOnlyList<LayerTranscoder> weights, ScalarType storeDType, string? modelName = null, string? setId = null)
+    {
+        Directory.CreateDirectory(folder);
+        int d = config.DModel;
+        bool crossLayer = kind == TranscoderKind.CrossLayer;
+        var files = new List<string>();
+        for (int l = 0; l < weights.Count; l++)
+        {
+            var (encoder, encoderBias, decoder, decoderBias, threshold, skip) = weights[l];
+            long dtc = encoder.shape[0];
+            if (format == TinyTranscoderFormat.GemmaScope2)
+            {
+                if (threshold is null) throw new ArgumentException("GemmaScope-2 transcoders are JumpReLU");
                 // A CLT's w_dec spans every write layer; the ones before the source layer are unused.
                 var allWrites = crossLayer ? cat([zeros([dtc, l, d]), decoder], 1) : decoder;
                 var google = new Dictionary<string, Tensor>
                 {
-                    ["w_enc"] = encoder.t().contiguous(), ["w_dec"] = allWrites, ["b_enc"] = zeros(dtc), ["b_dec"] = decoderBias, ["threshold"] = threshold,
+                    ["w_enc"] = encoder.t().contiguous(), ["w_dec"] = allWrites, ["b_enc"] = encoderBias, ["b_dec"] = decoderBias, ["threshold"] = threshold,
                 };
                 if (skip is not null) google["affine_skip_connection"] = skip.t().contiguous();
                 string file = crossLayer ? $"params_layer_{l}.safetensors" : $"layer_{l}/params.safetensors";
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(folder, file))!);
-                SafetensorsFormat.Write(Path.Combine(folder, file), Stored(google, spec.StoreDType));
+                SafetensorsFormat.Write(Path.Combine(folder, file), Stored(google, storeDType));
                 files.Add(file);
                 continue;
             }
@@ -189,27 +225,17 @@ public static class TinyCheckpoints
             string Suffix(string name) => crossLayer ? $"{name}_{l}" : name;
             tensors[Suffix("W_enc")] = encoder;
             tensors[Suffix("b_dec")] = decoderBias;
-            switch (spec.Activation)
-            {
-                case "jump_relu":
-                    tensors[Suffix("b_enc")] = zeros(dtc);
-                    tensors[crossLayer ? $"threshold_{l}" : spec.Format == TinyTranscoderFormat.GemmaScopeNpz ? "threshold" : "activation_function.threshold"] = threshold;
-                    break;
-                case "relu":
-                    tensors[Suffix("b_enc")] = -threshold;
-                    break;
-                default:
-                    tensors[Suffix("b_enc")] = randn([dtc], generator: generator) * 0.01;
-                    break;
-            }
+            tensors[Suffix("b_enc")] = encoderBias;
+            if (threshold is not null)
+                tensors[crossLayer ? $"threshold_{l}" : format == TinyTranscoderFormat.GemmaScopeNpz ? "threshold" : "activation_function.threshold"] = threshold;
             if (skip is not null) tensors[Suffix("W_skip")] = skip;
 
             if (crossLayer)
             {
-                SafetensorsFormat.Write(Path.Combine(folder, $"W_enc_{l}.safetensors"), Stored(tensors, spec.StoreDType));
-                SafetensorsFormat.Write(Path.Combine(folder, $"W_dec_{l}.safetensors"), Stored(new() { [$"W_dec_{l}"] = decoder }, spec.StoreDType));
+                SafetensorsFormat.Write(Path.Combine(folder, $"W_enc_{l}.safetensors"), Stored(tensors, storeDType));
+                SafetensorsFormat.Write(Path.Combine(folder, $"W_dec_{l}.safetensors"), Stored(new() { [$"W_dec_{l}"] = decoder }, storeDType));
             }
-            else if (spec.Format == TinyTranscoderFormat.GemmaScopeNpz)
+            else if (format == TinyTranscoderFormat.GemmaScopeNpz)
             {
                 tensors["W_enc"] = encoder.t().contiguous();
                 tensors["W_dec"] = decoder;
@@ -221,23 +247,23 @@ public static class TinyCheckpoints
             {
                 tensors["W_dec"] = decoder;
                 string file = $"layer_{l}.safetensors";
-                SafetensorsFormat.Write(Path.Combine(folder, file), Stored(tensors, spec.StoreDType));
+                SafetensorsFormat.Write(Path.Combine(folder, file), Stored(tensors, storeDType));
                 files.Add(file);
             }
         }
 
         // circuit-tracer's hub loader reads scan (and repo_id for CLTs); "gemma-scope-2" in the repo id selects Google's layout.
         string architecture = config.Architecture.ToString().ToLowerInvariant();
-        string setId = $"tiny/{(spec.Format == TinyTranscoderFormat.GemmaScope2 ? "gemma-scope-2-" : "")}{architecture}-{(crossLayer ? "clt" : "plt")}";
+        setId ??= $"tiny/{(format == TinyTranscoderFormat.GemmaScope2 ? "gemma-scope-2-" : "")}{architecture}-{(crossLayer ? "clt" : "plt")}";
         var setConfig = new TranscoderSetConfig
         {
-            ModelName = "tiny/" + architecture,
+            ModelName = modelName ?? "tiny/" + architecture,
             Scan = setId,
             RepoId = setId,
-            Kind = spec.Kind,
+            Kind = kind,
             InputHook = readAt,
             OutputHook = writeAt,
-            Activation = spec.Activation == "topk" ? new ActivationSpec("topk", spec.TargetL0) : spec.Activation == "relu" ? ActivationSpec.Relu : null,
+            Activation = activation,
             Transcoders = files,
         };
         string configPath = Path.Combine(folder, "config.yaml");
@@ -267,11 +293,11 @@ public static class TinyCheckpoints
     private static Dictionary<string, Tensor> Stored(Dictionary<string, Tensor> tensors, ScalarType dtype) =>
         tensors.ToDictionary(kv => kv.Key, kv => kv.Value.to(dtype));
 
-    private static string ConfigJson(TinyModelSpec spec)
+    internal static string ConfigJson(TinyModelSpec spec)
     {
         var config = new Dictionary<string, object>
         {
-            ["_name_or_path"] = "tiny/" + spec.Architecture.ToString().ToLowerInvariant(),   // as transformers records where a model came from
+            ["_name_or_path"] = spec.Name ?? "tiny/" + spec.Architecture.ToString().ToLowerInvariant(),   // as transformers records where a model came from
             ["vocab_size"] = spec.VocabSize,
             ["hidden_size"] = spec.DModel,
             ["intermediate_size"] = spec.DMlp,

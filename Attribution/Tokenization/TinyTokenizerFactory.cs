@@ -121,7 +121,8 @@ public static class TinyTokenizerFactory
 
     private static string Spell(string text) => ByteLevelAlphabet.Spell(Encoding.UTF8.GetBytes(text));
 
-    private static void WriteAddedTokens(Utf8JsonWriter json)
+    /// <summary>The special tokens &lt;pad&gt;, &lt;eos&gt;, &lt;bos&gt; as ids 0–2 (shared with <see cref="WordTokenizerFactory"/>).</summary>
+    internal static void WriteAddedTokens(Utf8JsonWriter json)
     {
         json.WriteStartArray("added_tokens");
         for (var id = 0; id < SpecialTokens.Length; id++)
@@ -152,7 +153,7 @@ public static class TinyTokenizerFactory
     }
 
     /// <summary>"&lt;bos&gt; $A" for one sequence (and "&lt;bos&gt; $A $B" for a pair), as Gemma's tokenizer does.</summary>
-    private static void WriteBosTemplate(Utf8JsonWriter json)
+    internal static void WriteBosTemplate(Utf8JsonWriter json)
     {
         json.WriteStartObject("post_processor");
         json.WriteString("type", "TemplateProcessing");

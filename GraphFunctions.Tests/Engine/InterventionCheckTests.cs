@@ -108,18 +108,21 @@ public class InterventionCheckTests
         AssertAllColumnsMatch(tiny, maxFeatureNodes: 40, Float64Tolerance, updateInterval);
     }
 
-    private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance, int updateInterval = 2)
+    private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance, int updateInterval = 2) =>
+        AssertAllColumnsMatch(tiny.Replacement, tiny.Prompt(8), maxFeatureNodes, tolerance, updateInterval);
+
+    /// <summary>Every error and token column and 50 feature columns of the prompt's graph against their interventions.</summary>
+    internal static void AssertAllColumnsMatch(ReplacementModel replacement, int[] tokens, int? maxFeatureNodes, double tolerance, int updateInterval = 2)
     {
-        var tokens = tiny.Prompt(8);
         var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = updateInterval };
-        using var result = Attributor.Attribute(tiny.Replacement, tokens, settings);
+        using var result = Attributor.Attribute(replacement, tokens, settings);
         var graph = result.Graph;
         int activeCount = graph.Active.Count;
-        Assert.True(activeCount > 60, $"the tiny transcoders should fire on many features, got {activeCount}");
+        Assert.True(activeCount > 60, $"the transcoders should fire on many features, got {activeCount}");
         if (maxFeatureNodes is int max) Assert.Equal(max, graph.FeatureCount);
         else Assert.Equal(activeCount, graph.FeatureCount);
 
-        using var check = new InterventionCheck(tiny.Replacement, graph);
+        using var check = new InterventionCheck(replacement, graph);
         for (int layer = 0; layer < graph.NLayers; layer++)
             for (int position = 1; position < graph.NPos; position++)
                 check.CheckErrorColumn(layer, position);

@@ -55,6 +55,7 @@ public sealed class ChatPromptTests(ChatPromptTests.Fixture fixture) : IClassFix
 
         protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
         {
+            ["MODEL_ID"] = "",   // named by the folder's config.json
             ["MODEL_PATH"] = ModelFolder,
             ["TRANSCODER_SET"] = ConfigPath,
             ["TOKEN_LIMIT"] = "200",   // the tiny tokenizer spells the turn markers byte by byte

@@ -60,7 +60,7 @@ public sealed class PersistentJobsTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, result.StatusCode);
         var orchestrated = JsonNode.Parse(await result.Content.ReadAsStringAsync())!;
         var job = await JobStates.ReadJobAsync(new LocalWorkspaceStore(folder["workspace"]), id);
-        using var model = await LoadedModel.LoadAsync(new ModelSettings { ModelId = BundledModel.Id }, hub: null);
+        using var model = await LoadedModel.LoadAsync(new ModelSettings { ModelId = TinyRandomModel.Id }, hub: null);
         var direct = new MemoryStream();
         GraphPipeline.Generate(model, job.Request, direct);
         Assert.Equal(WithoutTimestamp(JsonNode.Parse(direct.ToArray())!).ToJsonString(), WithoutTimestamp(orchestrated).ToJsonString());

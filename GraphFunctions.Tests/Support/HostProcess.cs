@@ -54,7 +54,7 @@ public sealed class HostProcess : IDisposable
             ["WORKSPACE_PATH"] = workspace,
             ["WORKSPACE_BLOB_CONTAINER"] = "",
             ["SECRET"] = Secret,
-            ["MODEL_ID"] = "",
+            ["MODEL_ID"] = Attribution.Loading.TinyRandomModel.Id,
             ["MODEL_PATH"] = "",
             ["TRANSCODER_SET"] = "",
             ["BATCHES_PER_ACTIVITY"] = "1",

@@ -1,6 +1,7 @@
 namespace GraphFunctions.Tests.Support;
 
 using System.Net.Http.Headers;
+using Attribution.Loading;
 using GraphFunctions.LocalHost;
 using GraphFunctions.Service;
 using GraphFunctions.Storage;
@@ -56,7 +57,7 @@ public sealed class LocalService : IAsyncDisposable
         {
             ["urls"] = "http://127.0.0.1:0",
             ["SECRET"] = Secret,
-            ["MODEL_ID"] = "",
+            ["MODEL_ID"] = TinyRandomModel.Id,   // fixed by its seed; the demo model's tests set MODEL_ID themselves
             ["MODEL_PATH"] = "",
             ["TRANSCODER_SET"] = "",
             ["WORKSPACE_PATH"] = folder["workspace"],
