@@ -104,6 +104,9 @@ public sealed class DemoModelTests(DemoModelTests.Fixture fixture, ITestOutputHe
             var path = FeaturePath(graph.RootElement, key.GetProperty("node_id").GetString()!, target.GetProperty("node_id").GetString()!);
             Assert.True(path is { Count: > 2 }, $"no path from {keyToken} to {answer} through features in {model.TranscoderSet}'s graph");
             var labels = nodes.ToDictionary(n => n.GetProperty("node_id").GetString()!, n => n.GetProperty("clerp").GetString());
+            // The set's labels.json reaches the graph: most feature nodes carry a label.
+            var features = nodes.Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").ToList();
+            Assert.True(features.Count(n => n.GetProperty("clerp").GetString() is { Length: > 0 }) * 2 > features.Count, "most feature nodes should carry their label as clerp");
             output.WriteLine("  " + string.Join(" → ", path.Select(id => $"{id} {labels[id]}")));
         }
     }
