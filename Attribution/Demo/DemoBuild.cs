@@ -16,7 +16,7 @@ public static class DemoBuild
 {
     public const string ModelName = "graphfunctions/demo";
     public const string PerLayerSet = "graphfunctions/demo-plt-topk16";
-    public const string CrossLayerSet = "graphfunctions/demo-clt-topk16";
+    public const string CrossLayerSet = "graphfunctions/demo-clt-jumprelu";
 
     /// <summary>Where each part goes under the output folder.</summary>
     public const string ModelFolder = "model";

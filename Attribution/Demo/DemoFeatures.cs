@@ -2,7 +2,6 @@ namespace Attribution.Demo;
 
 using System.Globalization;
 using Attribution.Loading;
-using Attribution.Tokenization;
 using Attribution.Tracing;
 using Attribution.Transcoders;
 using static TorchSharp.torch;
@@ -115,8 +114,4 @@ public static class DemoFeatures
 
     public static string Describe(int layer, long index, string label) =>
         string.Create(CultureInfo.InvariantCulture, $"L{layer} #{index} {label}");
-
-    /// <summary>The piece at each position of a prompt, for reading tour positions.</summary>
-    public static IReadOnlyList<string> Pieces(TextTokenizer tokenizer, string prompt) =>
-        [.. tokenizer.EncodePrompt(prompt).Select(tokenizer.DecodeToken)];
 }

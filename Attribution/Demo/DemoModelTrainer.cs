@@ -37,8 +37,6 @@ public sealed record TaskAccuracy(DemoTask Task, int Correct, int Total)
 /// </summary>
 public static class DemoModelTrainer
 {
-    public const int MaxPositions = 16;
-
     /// <summary>Trains and writes config.json, model.safetensors and tokenizer.json into <paramref name="folder"/>.</summary>
     public static void Train(string folder, DemoModelTraining training, string modelName, Action<string> log)
     {
@@ -134,25 +132,8 @@ public static class DemoModelTrainer
     private static Dictionary<string, Tensor> InitialWeights(TinyModelSpec spec, Generator generator)
     {
         double std = 1 / Math.Sqrt(spec.DModel), residual = std / Math.Sqrt(2 * spec.NLayers);
-        Tensor Normal(double s, params long[] shape) => randn(shape, generator: generator) * s;
-        var w = new Dictionary<string, Tensor>
-        {
-            ["model.embed_tokens.weight"] = Normal(std, spec.VocabSize, spec.DModel),
-            ["model.norm.weight"] = ones(spec.DModel),
-        };
-        for (int l = 0; l < spec.NLayers; l++)
-        {
-            string p = $"model.layers.{l}.";
-            w[p + "input_layernorm.weight"] = ones(spec.DModel);
-            w[p + "post_attention_layernorm.weight"] = ones(spec.DModel);
-            w[p + "self_attn.q_proj.weight"] = Normal(std, spec.NHeads * spec.HeadDim, spec.DModel);
-            w[p + "self_attn.k_proj.weight"] = Normal(std, spec.NKvHeads * spec.HeadDim, spec.DModel);
-            w[p + "self_attn.v_proj.weight"] = Normal(std, spec.NKvHeads * spec.HeadDim, spec.DModel);
-            w[p + "self_attn.o_proj.weight"] = Normal(residual, spec.DModel, spec.NHeads * spec.HeadDim);
-            w[p + "mlp.gate_proj.weight"] = Normal(std, spec.DMlp, spec.DModel);
-            w[p + "mlp.up_proj.weight"] = Normal(std, spec.DMlp, spec.DModel);
-            w[p + "mlp.down_proj.weight"] = Normal(residual, spec.DModel, spec.DMlp);
-        }
-        return w;
+        return TinyCheckpoints.WeightShapes(spec).ToDictionary(w => w.Name, w =>
+            w.Name.EndsWith("norm.weight", StringComparison.Ordinal) ? ones(w.Shape)
+            : randn(w.Shape, generator: generator) * (w.Name.EndsWith("o_proj.weight", StringComparison.Ordinal) || w.Name.EndsWith("down_proj.weight", StringComparison.Ordinal) ? residual : std));
     }
 }

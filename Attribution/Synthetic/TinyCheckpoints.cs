@@ -86,6 +86,37 @@ public static class TinyCheckpoints
         _ => (ReadHook.ResidMid, WriteHook.MlpHookOut),
     };
 
+    /// <summary>Every weight of a model in the Hugging Face layout, with its shape, in a fixed order (the order seeded draws follow).</summary>
+    public static IEnumerable<(string Name, long[] Shape)> WeightShapes(TinyModelSpec spec)
+    {
+        bool gemma = spec.Architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3;
+        yield return ("model.embed_tokens.weight", [spec.VocabSize, spec.DModel]);
+        yield return ("model.norm.weight", [spec.DModel]);
+        for (int l = 0; l < spec.NLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            yield return (p + "input_layernorm.weight", [spec.DModel]);
+            yield return (p + "post_attention_layernorm.weight", [spec.DModel]);
+            if (gemma)
+            {
+                yield return (p + "pre_feedforward_layernorm.weight", [spec.DModel]);
+                yield return (p + "post_feedforward_layernorm.weight", [spec.DModel]);
+            }
+            yield return (p + "self_attn.q_proj.weight", [spec.NHeads * spec.HeadDim, spec.DModel]);
+            yield return (p + "self_attn.k_proj.weight", [spec.NKvHeads * spec.HeadDim, spec.DModel]);
+            yield return (p + "self_attn.v_proj.weight", [spec.NKvHeads * spec.HeadDim, spec.DModel]);
+            yield return (p + "self_attn.o_proj.weight", [spec.DModel, spec.NHeads * spec.HeadDim]);
+            if (spec.Architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Gemma3)
+            {
+                yield return (p + "self_attn.q_norm.weight", [spec.HeadDim]);
+                yield return (p + "self_attn.k_norm.weight", [spec.HeadDim]);
+            }
+            yield return (p + "mlp.gate_proj.weight", [spec.DMlp, spec.DModel]);
+            yield return (p + "mlp.up_proj.weight", [spec.DMlp, spec.DModel]);
+            yield return (p + "mlp.down_proj.weight", [spec.DModel, spec.DMlp]);
+        }
+    }
+
     public static void WriteModel(string folder, TinyModelSpec spec)
     {
         Directory.CreateDirectory(folder);
@@ -95,32 +126,7 @@ public static class TinyCheckpoints
         var weights = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
         Tensor Random(params long[] shape) => (randn(shape, generator: generator) * spec.WeightStd).to(spec.StoreDType);
 
-        weights["model.embed_tokens.weight"] = Random(spec.VocabSize, spec.DModel);
-        weights["model.norm.weight"] = Random(spec.DModel);
-        for (int l = 0; l < spec.NLayers; l++)
-        {
-            string p = $"model.layers.{l}.";
-            weights[p + "input_layernorm.weight"] = Random(spec.DModel);
-            weights[p + "post_attention_layernorm.weight"] = Random(spec.DModel);
-            bool gemma = spec.Architecture is ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3;
-            if (gemma)
-            {
-                weights[p + "pre_feedforward_layernorm.weight"] = Random(spec.DModel);
-                weights[p + "post_feedforward_layernorm.weight"] = Random(spec.DModel);
-            }
-            weights[p + "self_attn.q_proj.weight"] = Random(spec.NHeads * spec.HeadDim, spec.DModel);
-            weights[p + "self_attn.k_proj.weight"] = Random(spec.NKvHeads * spec.HeadDim, spec.DModel);
-            weights[p + "self_attn.v_proj.weight"] = Random(spec.NKvHeads * spec.HeadDim, spec.DModel);
-            weights[p + "self_attn.o_proj.weight"] = Random(spec.DModel, spec.NHeads * spec.HeadDim);
-            if (spec.Architecture is ModelArchitecture.Qwen3 or ModelArchitecture.Gemma3)
-            {
-                weights[p + "self_attn.q_norm.weight"] = Random(spec.HeadDim);
-                weights[p + "self_attn.k_norm.weight"] = Random(spec.HeadDim);
-            }
-            weights[p + "mlp.gate_proj.weight"] = Random(spec.DMlp, spec.DModel);
-            weights[p + "mlp.up_proj.weight"] = Random(spec.DMlp, spec.DModel);
-            weights[p + "mlp.down_proj.weight"] = Random(spec.DModel, spec.DMlp);
-        }
+        foreach (var (name, shape) in WeightShapes(spec)) weights[name] = Random(shape);
         // Llama/Qwen RMSNorm multiplies by the weight itself: centre those weights on 1, as trained models are.
         if (spec.Architecture is not (ModelArchitecture.Gemma2 or ModelArchitecture.Gemma3))
         {

@@ -20,17 +20,15 @@ public sealed class FeatureLabels
 
     private FeatureLabels(IReadOnlyDictionary<string, string> labels) => this.labels = labels;
 
-    public int Count => labels.Count;
-
     /// <summary>The label of feature <paramref name="index"/> of layer <paramref name="layer"/>, or "" when it has none.</summary>
     public string Of(long layer, long index) => labels.GetValueOrDefault(Key(layer, index), "");
 
     /// <summary>The labels beside a local set (its config.yaml or folder); none for a hub set or without the file.</summary>
     public static FeatureLabels LoadBeside(string transcoderSet)
     {
-        string folder = Directory.Exists(transcoderSet) ? transcoderSet : Path.GetDirectoryName(Path.GetFullPath(transcoderSet)) ?? "";
-        string path = Path.Combine(folder, FileName);
-        if (!File.Exists(transcoderSet) && !Directory.Exists(transcoderSet) || !File.Exists(path)) return None;
+        string? folder = Directory.Exists(transcoderSet) ? transcoderSet : File.Exists(transcoderSet) ? Path.GetDirectoryName(Path.GetFullPath(transcoderSet)) : null;
+        string? path = folder is null ? null : Path.Combine(folder, FileName);
+        if (path is null || !File.Exists(path)) return None;
         using var stream = File.OpenRead(path);
         var file = JsonSerializer.Deserialize<LabelFile>(stream) ?? throw new InvalidDataException($"{path} is empty");
         return new FeatureLabels(file.labels ?? []);

@@ -2,7 +2,9 @@
 'use strict';
 
 const { el, json, serverSettings } = GF;
-const pollMilliseconds = 500;
+// Twice a second while a job runs (its progress moves); every 5 s otherwise: each poll lists jobs from Durable.
+const activePollMilliseconds = 500;
+const idlePollMilliseconds = 5000;
 const numberFields = ['max_feature_nodes', 'node_threshold', 'edge_threshold', 'max_n_logits', 'desired_logit_prob', 'batch_size'];
 
 /** The request /generate-graph takes, from the form; the slug is generated when left empty. */
@@ -26,7 +28,7 @@ async function startGraph(event) {
     // The job runs in the background; this page follows it through GET /jobs.
     const { data } = await json('POST', '/generate-graph', graphRequest(form, modelId), { Prefer: 'respond-async' });
     message.textContent = `Started ${data.id}.`;
-    await refresh();
+    await poll();
   } catch (error) {
     message.className = 'message error';
     message.textContent = error.message;
@@ -77,20 +79,27 @@ function report(error) {
   message.textContent = error.message;
 }
 
+/** Refreshes the table; returns whether a job is still pending or running. */
 async function refresh() {
   const { data } = await json('GET', '/jobs');
   const body = document.querySelector('#jobs tbody');
   body.replaceChildren(...(data.jobs.length ? data.jobs.map(row) : [el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No graph jobs yet.'))]));
   document.getElementById('jobs-message').textContent = '';
+  return data.jobs.some(job => job.runtimeStatus === 'Running' || job.runtimeStatus === 'Pending');
 }
 
+let nextPoll = null;
+
+/** Polls now and again later; a job started from the form calls it too, so the fast pace resumes at once. */
 async function poll() {
+  clearTimeout(nextPoll);
+  let active = true;
   try {
-    await refresh();
+    active = await refresh();
   } catch (error) {
     report(error);
   }
-  setTimeout(poll, pollMilliseconds);
+  nextPoll = setTimeout(poll, active ? activePollMilliseconds : idlePollMilliseconds);
 }
 
 async function main() {
