@@ -52,13 +52,15 @@ public static class DemoTour
     }
 
     /// <summary>
-    /// The fewest features whose ablation changes the answer of one of <see cref="AblationPrompts"/>:
-    /// the features at the last position ranked by how hard they push the answer's logit
-    /// (activation × decoder · unembedding, the direct effect), one alone, then the top n together.
+    /// The fewest features whose ablation changes an answer: on <see cref="AblationPrompts"/>, the
+    /// features ranked by how much they make the answer beat the runner-up, one alone, then the top
+    /// n together, then whole layers at one position; then on every corpus prompt, one feature alone.
     /// </summary>
     private static TourSteer? FindAblation(LoadedModel model, Dictionary<(int Layer, long Index), List<FeatureFiring>> firings)
     {
-        foreach (string prompt in AblationPrompts)
+        // The tour's prompts first, with sets of features; then every corpus prompt, one feature at a time.
+        var singles = DemoCorpus.Training().OrderBy(e => e.Task == DemoTask.Addition ? 0 : e.Task == DemoTask.Counting ? 1 : 2).Select(e => (e.Prompt, Sets: false));
+        foreach (var (prompt, withSets) in AblationPrompts.Select(p => (p, true)).Concat(singles))
         {
             var active = ActiveFeatures(model, prompt);
             int last = active.Max(a => a.Position);
@@ -68,7 +70,7 @@ public static class DemoTour
             int layers = model.Replacement.Transcoders.NLayers;
             var lastLayers = Enumerable.Range(1, layers).Select(n => active.Where(a => a.Position == last && a.Layer >= layers - n).ToArray());
             var sets = direct.Take(8).Select(a => new[] { a }).Concat(Enumerable.Range(2, Math.Min(7, direct.Count - 1)).Select(n => direct.Take(n).ToArray())).Concat(byPosition).Concat(lastLayers);
-            foreach (var set in sets.Where(s => s.Length <= MaxTourFeatures))
+            foreach (var set in withSets ? sets.Where(s => s.Length <= MaxTourFeatures) : direct.Take(4).Select(a => new[] { a }))
             {
                 var features = set.Select(a => new FeatureSteer(a.Layer, (int)a.Index, a.Position, SteerPosition: a.Position, Ablate: true)).ToList();
                 var (before, after) = Run(model, prompt, features);

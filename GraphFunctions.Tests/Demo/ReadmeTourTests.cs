@@ -44,7 +44,8 @@ public sealed partial class ReadmeTourTests(ReadmeTourTests.Fixture fixture, ITe
     {
         var commands = Commands();
         Assert.True(commands.Count(c => c.Route == "/generate-graph") >= 3, "the tour shows at least three graphs");
-        Assert.True(commands.Count(c => c.Route == "/steer") >= 2, "the tour shows at least two steering examples");
+        Assert.True(commands.Count(c => c.Route == "/steer") >= 3, "the tour shows at least three steering examples");
+        Assert.Contains(commands, c => c.Route == "/steer" && c.Body.Contains("\"ablate\": true", StringComparison.Ordinal) && !c.Body.Contains("delta", StringComparison.Ordinal));
         foreach (var command in commands)
         {
             using var response = await fixture.Service.Http.PostAsync(command.Route, LocalService.Json(command.Body));
