@@ -51,7 +51,7 @@ internal static class ServiceMemoryBenchmark
         void Keep(string? line)
         {
             if (line is null) return;
-            const string Announcement = GraphFunctions.LocalHost.LocalHostApp.ServingAnnouncement;
+            const string Announcement = GraphFunctions.LocalHost.LocalHostApp.ReadyAnnouncement;
             if (line.Contains(Announcement, StringComparison.Ordinal)) listening.TrySetResult(line[(line.IndexOf(Announcement, StringComparison.Ordinal) + Announcement.Length)..].Split(' ')[0]);
             lock (lastLines)
             {

@@ -24,8 +24,14 @@ public static class LocalHostApp
     /// <summary>Run as a worker: take activities from the persistent task hub, serve no routes.</summary>
     public const string WorkerFlag = "--worker";
 
-    /// <summary>The start of the line the host logs once it listens, followed by its addresses.</summary>
-    public const string ServingAnnouncement = "GraphFunctions local host serving on ";
+    /// <summary>
+    /// The start of the one line the host prints once it answers on its port, followed by the address
+    /// to open (e.g. <c>http://127.0.0.1:5004/</c>): what scripts/run.sh's reader and launchers wait for.
+    /// </summary>
+    public const string ReadyAnnouncement = "GraphFunctions local host ready: open ";
+
+    /// <summary>The line a worker (<see cref="WorkerFlag"/>) prints once it takes activities.</summary>
+    public const string WorkerReadyAnnouncement = "GraphFunctions worker ready: taking activities from task hub ";
 
     /// <param name="tasks">Replaces the default task registrations (tests register faulty activities).</param>
     public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null, Action<DurableTaskRegistry>? tasks = null)
@@ -53,9 +59,23 @@ public static class LocalHostApp
         var app = builder.Build();
         // A worker (--worker) joins the task hub to run activities; it serves no routes.
         if (!args.Contains(WorkerFlag)) MapRoutes(app);
-        // The bound address, in words a launcher can find (with urls port 0, and beside the sidecar's own Kestrel lines).
-        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation("{Announcement}{Urls}", ServingAnnouncement, string.Join(' ', app.Urls)));
+        // One plain line once the server answers (after every hosted service started and Kestrel
+        // bound, so with urls port 0 it names the bound port): the "ready" line of the README.
+        bool worker = args.Contains(WorkerFlag);
+        app.Lifetime.ApplicationStarted.Register(() => Console.Out.WriteLine(worker
+            ? $"{WorkerReadyAnnouncement}{durable.TaskHub} (Ctrl+C to stop)"
+            : ReadyLine(app.Urls.First())));
         return app;
+    }
+
+    /// <summary>The ready line for a host bound to <paramref name="url"/>; a wildcard host reads as loopback.</summary>
+    public static string ReadyLine(string url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        var bound = new UriBuilder(url);
+        if (bound.Host is "0.0.0.0" or "[::]" or "::") bound.Host = "127.0.0.1";
+        string open = bound.Uri.GetLeftPart(UriPartial.Authority);
+        return $"{ReadyAnnouncement}{open}/ (graph viewer; API docs: {open}/docs)";
     }
 
     /// <summary>The orchestrator and every activity under their class names, as the Functions app names them.</summary>

@@ -6,7 +6,9 @@
 # restart. `scripts/run.sh --worker` in a second terminal adds a worker process that shares the
 # jobs' activities. Settings: local.settings.json if present, else local.settings.example.json,
 # then environment variables (e.g. MODEL_ID, MODEL_PATH, TRANSCODER_SET, SECRET,
-# DURABLE_STORAGE=in-memory). Stop with Ctrl+C.
+# DURABLE_STORAGE=in-memory). The host prints one line once it answers on its port,
+#   GraphFunctions local host ready: open http://127.0.0.1:5004/ (graph viewer; API docs: http://127.0.0.1:5004/docs)
+# (a worker: "GraphFunctions worker ready: ..."). Stop with Ctrl+C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,9 +26,5 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/10000) 2>/dev/null; then
   trap 'scripts/test-services.sh stop-azurite' EXIT
 fi
 
-if [[ " $* " == *" --worker "* ]]; then
-  echo "GraphFunctions worker: taking activities from the task hub (Ctrl+C to stop)"
-else
-  echo "GraphFunctions local host: open http://127.0.0.1:5004/ (graph viewer; API docs: http://127.0.0.1:5004/docs)"
-fi
+# The host, not this script, says when it is ready (LocalHostApp.ReadyLine): only then does the address answer.
 dotnet GraphFunctions.LocalHost/bin/Release/net10.0/linux-x64/GraphFunctions.LocalHost.dll "$@"

@@ -30,6 +30,9 @@ public sealed class HostProcess : IDisposable
 
     public int Id => process.Id;
 
+    /// <summary>Raised on the reader's thread as each line of output arrives, before the next is read.</summary>
+    public event Action<string>? LineArrived;
+
     public IReadOnlyList<string> Lines
     {
         get
@@ -75,7 +78,7 @@ public sealed class HostProcess : IDisposable
         return client;
     }
 
-    /// <summary>Waits until the host answers (a worker: until it logs that it started).</summary>
+    /// <summary>Waits until the host answers (a worker: until it prints that it is ready).</summary>
     public async Task WaitReadyAsync(TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
@@ -83,7 +86,7 @@ public sealed class HostProcess : IDisposable
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited) throw new InvalidOperationException($"host exited ({process.ExitCode}):\n{string.Join('\n', Lines.TakeLast(40))}");
-            if (Address is null ? Lines.Any(l => l.Contains("Application started", StringComparison.Ordinal)) : await AnswersAsync(probe)) return;
+            if (Address is null ? Lines.Any(l => l.StartsWith(GraphFunctions.LocalHost.LocalHostApp.WorkerReadyAnnouncement, StringComparison.Ordinal)) : await AnswersAsync(probe)) return;
             await Task.Delay(200);
         }
         throw new TimeoutException($"host not ready after {timeout}:\n{string.Join('\n', Lines.TakeLast(40))}");
@@ -124,5 +127,6 @@ public sealed class HostProcess : IDisposable
         {
             if (lines.Count < 100_000) lines.Add(line);
         }
+        LineArrived?.Invoke(line);
     }
 }
