@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: restore, build, test. Prints "N passed, N failed, N skipped" last
-# and exits non-zero on any failure. The viewer's d3 (npm) and, for its browser tests, Debian's
-# chromium are installed where missing. Storage emulators (Azurite, s3rver) are installed from npm
-# into .tools/ and started here on 127.0.0.1 for the duration of the run.
+# and exits non-zero on any failure. The viewer's d3 (npm) and, from Debian, chromium (for the
+# viewer's browser tests) and curl and jq (for the README tour's test) are installed where
+# missing. Storage emulators (Azurite, s3rver) are installed from npm into .tools/ and started
+# here on 127.0.0.1 for the duration of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-test-data.sh
 scripts/install-viewer.sh
 scripts/install-browser.sh
+scripts/install-tour-tools.sh
 
 scripts/test-services.sh start
 trap 'scripts/test-services.sh stop' EXIT
