@@ -1,7 +1,7 @@
 // GraphFunctions on Azure: the Functions app on GPU-backed Azure Container Apps, with its storage,
 // secrets, identity and monitoring. Deploy into an existing resource group:
 //   az deployment group create --resource-group <rg> --parameters infra/bicep/main.bicepparam
-// See README.md, "Deploy to Azure".
+// See docs/deploy.md.
 
 targetScope = 'resourceGroup'
 

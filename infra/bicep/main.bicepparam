@@ -1,5 +1,5 @@
 // Parameters for main.bicep. Values that differ per deployment come from environment variables,
-// so secrets never land in a file (see README.md, "Deploy to Azure"):
+// so secrets never land in a file (see docs/deploy.md):
 //   GRAPHFUNCTIONS_REGISTRY  name of the Azure Container Registry that holds the image
 //   GRAPHFUNCTIONS_IMAGE     image reference, e.g. myregistry.azurecr.io/graphfunctions:1.0
 //   GRAPHFUNCTIONS_SECRET    SECRET, the x-secret-key clients send (16 characters or more)
