@@ -40,7 +40,10 @@ public static class DemoBuild
             print(line);
             record.WriteLine(line);
         };
-        log($"train-demo: seed {training.Seed}, model {training.Steps} steps, transcoders {transcoders.DTranscoder} features, k {transcoders.K}, {transcoders.Steps} steps, {Environment.ProcessorCount} processors");
+        // One thread: the same seed then gives the same files whatever the machine's core count, and
+        // tensors this small gain nothing from a second thread that waits on a busy machine's scheduler.
+        set_num_threads(1);
+        log($"train-demo: seed {training.Seed}, model {training.Steps} steps, transcoders {transcoders.DTranscoder} features, k {transcoders.K}, {transcoders.Steps} steps, 1 thread");
         var clock = Stopwatch.StartNew();
         string modelFolder = Path.Combine(folder, ModelFolder);
         DemoModelTrainer.Train(modelFolder, training, ModelName, log);
@@ -56,10 +59,11 @@ public static class DemoBuild
         // are then seen around the corpus, not only on it, and the transcoders generalise.
         var (trainSentences, heldOutSentences) = TranscoderSplit(tokenizer, training.Seed);
         var random = new Random((int)training.Seed + 2);
+        int[] corpusWords = [.. trainSentences.SelectMany(ids => ids[1..]).Distinct().Order()];
         var perturbed = Enumerable.Range(0, transcoders.PerturbedSentences).Select(_ =>
         {
             var ids = (int[])trainSentences[random.Next(trainSentences.Count)].Clone();
-            ids[random.Next(1, ids.Length)] = random.Next(WordTokenizerFactory.FirstWordId, tokenizer.VocabSize);
+            ids[random.Next(1, ids.Length)] = corpusWords[random.Next(corpusWords.Length)];
             return ids;
         });
         using var data = new DemoTranscoderData(
@@ -99,6 +103,7 @@ public static class DemoBuild
     /// </summary>
     public static void Describe(string folder, Action<string> log)
     {
+        set_num_threads(1);   // as in training: labels sit on ties that a second thread's summation order could break
         foreach (var sub in new[] { CrossLayerFolder, PerLayerFolder })
         {
             using var model = Load(folder, sub);

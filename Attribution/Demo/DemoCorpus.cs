@@ -22,8 +22,8 @@ public sealed record DemoExample(DemoTask Task, string Prompt, string Answer)
 /// <summary>
 /// The demo model's synthetic corpus: single sentences from small tables whose answers a reader
 /// knows (capitals in English and French, opposites in both languages, counting, one-digit sums)
-/// and a copying task (the name not repeated). Words are separated by single spaces, so the
-/// word-level tokenizer sees every word as one token.
+/// and a copying task (the name not repeated). The demo's byte-level BPE tokenizer is learned on
+/// these sentences, so each of their words is one token.
 /// </summary>
 /// <remarks>
 /// The tables are facts to be memorised, so the model is judged on all of them. Counting and name
@@ -122,10 +122,6 @@ public static class DemoCorpus
     public static IReadOnlyList<DemoExample> Training() => [.. All().Where(e => !e.HeldOut).Select(e => e.Example)];
 
     public static IReadOnlyList<DemoExample> HeldOut() => [.. All().Where(e => e.HeldOut).Select(e => e.Example)];
-
-    /// <summary>The word-level tokenizer's pieces: every piece the corpus uses, in first-seen order.</summary>
-    public static IReadOnlyList<string> Pieces() =>
-        [.. All().SelectMany(e => Tokenization.WordTokenizerFactory.Pieces(e.Example.Text)).Distinct(StringComparer.Ordinal)];
 
     /// <summary>A fixed fifth of a rule task's combinations, spread over the table by a multiplicative hash.</summary>
     private static bool HeldOutCombination(int key) => (uint)(key * 2654435761u) % 5 == 0;

@@ -21,7 +21,7 @@ public sealed record DemoModelTraining
     public int BatchSize { get; init; } = 128;
     public double LearningRate { get; init; } = 3e-3;
     public double WeightDecay { get; init; } = 0.01;
-    public ulong Seed { get; init; } = 2026;
+    public ulong Seed { get; init; } = 2027;
 }
 
 /// <summary>Next-token accuracy of one task, as answered by the greedy top logit.</summary>
@@ -41,11 +41,11 @@ public static class DemoModelTrainer
     public static void Train(string folder, DemoModelTraining training, string modelName, Action<string> log)
     {
         Directory.CreateDirectory(folder);
-        var pieces = DemoCorpus.Pieces();
-        WordTokenizerFactory.Write(Path.Combine(folder, "tokenizer.json"), pieces);
+        // A byte-level BPE learned on the corpus: any text encodes, and every corpus word is one token.
+        int vocabSize = TinyTokenizerFactory.WriteLearned(Path.Combine(folder, "tokenizer.json"), BpeTrainer.Learn(DemoCorpus.All().Select(e => e.Example.Text)));
         var spec = new TinyModelSpec
         {
-            Architecture = ModelArchitecture.Llama, VocabSize = WordTokenizerFactory.VocabSize(pieces.Count), DModel = training.DModel, DMlp = training.DMlp,
+            Architecture = ModelArchitecture.Llama, VocabSize = vocabSize, DModel = training.DModel, DMlp = training.DMlp,
             NLayers = training.NLayers, NHeads = training.NHeads, NKvHeads = training.NKvHeads, HeadDim = training.DModel / training.NHeads,
             BosTokenId = TinyTokenizerFactory.BosId, EosTokenId = TinyTokenizerFactory.EosId, Name = modelName,
         };
@@ -54,6 +54,7 @@ public static class DemoModelTrainer
 
         using var tokenizer = TextTokenizer.FromModelDirectory(folder);
         var sentences = DemoCorpus.Training().Select(e => (e.Task, Ids: tokenizer.EncodePrompt(e.Text))).ToList();
+        WriteTrainingTokens(folder, sentences.SelectMany(s => s.Ids), modelName);
         var byTask = sentences.GroupBy(s => s.Task).Select(g => g.Select(s => s.Ids).ToArray()).ToArray();
 
         manual_seed((long)training.Seed);
@@ -91,6 +92,14 @@ public static class DemoModelTrainer
                 new SortedDictionary<string, Tensor>(parameters.ToDictionary(p => p.Key, p => p.Value.detach().clone()), StringComparer.Ordinal),
                 new Dictionary<string, string> { ["format"] = "pt" });
     }
+
+    /// <summary>training_tokens.json: the ids the model was trained on; the service warns about any other.</summary>
+    private static void WriteTrainingTokens(string folder, IEnumerable<int> ids, string modelName) =>
+        File.WriteAllText(Path.Combine(folder, "training_tokens.json"), System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["description"] = $"The token ids of {modelName}'s training sentences; the model never saw any other token.",
+            ["seen_token_ids"] = ids.Distinct().Order().ToArray(),
+        }));
 
     /// <summary>Greedy accuracy of the model on the given examples, per task.</summary>
     public static IReadOnlyList<TaskAccuracy> Evaluate(DecoderModel model, TextTokenizer tokenizer, IEnumerable<DemoExample> examples)

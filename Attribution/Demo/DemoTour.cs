@@ -36,7 +36,7 @@ public static class DemoTour
         if (FindCapitalSwap(model, firings) is { } swap) tour.Add(swap);
         else log($"tour: no other capital's feature, boosted, changes the answer to \"{SwapPrompt}\"");
         if (FindLanguageSwitch(model, firings) is { } language) tour.Add(language);
-        else log($"tour: no French feature's boost switches \"{LanguagePrompt}\" to French");
+        else log("tour: no French feature's boost switches an English capital question to French");
         foreach (var t in tour) log($"tour: {t.What}: {string.Join(", ", t.Labels)}: \"{t.DefaultToken}\" → \"{t.SteeredToken}\"");
         return tour;
     }
@@ -109,13 +109,19 @@ public static class DemoTour
     /// at the last position, the n most French-specific features active on the French sentence
     /// are set to their French activations and the n most English-specific ones of the English
     /// prompt are ablated, in the first layers only, so that the later layers still recall the
-    /// capital; the smallest n and layer range that work.
+    /// capital; the smallest n and layer range that work. <see cref="LanguagePrompt"/>'s country first,
+    /// then every other country whose capital has a French name of its own.
     /// </summary>
-    private static TourSteer? FindLanguageSwitch(LoadedModel model, Dictionary<(int Layer, long Index), List<FeatureFiring>> firings)
+    private static TourSteer? FindLanguageSwitch(LoadedModel model, Dictionary<(int Layer, long Index), List<FeatureFiring>> firings) =>
+        DemoCorpus.Countries.Where(c => c.Capital != c.Capitale)
+            .OrderBy(c => LanguagePrompt.Contains(c.English, StringComparison.Ordinal) ? 0 : 1)
+            .Select(c => SwitchLanguage(model, firings, c)).FirstOrDefault(found => found is not null);
+
+    private static TourSteer? SwitchLanguage(LoadedModel model, Dictionary<(int Layer, long Index), List<FeatureFiring>> firings, (string English, string French, string Capital, string Capitale) country)
     {
-        var country = DemoCorpus.Countries.Single(c => LanguagePrompt.Contains(c.English, StringComparison.Ordinal));
+        string englishPrompt = $"The capital of {country.English} is";
         string frenchPrompt = $"La capitale {DemoCorpus.FrenchOf(country.French)} est", frenchAnswer = " " + country.Capitale;
-        var english = ActiveFeatures(model, LanguagePrompt);
+        var english = ActiveFeatures(model, englishPrompt);
         int last = english.Max(a => a.Position);
         var french = ActiveFeatures(model, frenchPrompt).Where(a => a.Position == model.Tokenize(frenchPrompt).Length - 1).ToList();
         double Frenchness(int layer, long index) => firings.TryGetValue((layer, index), out var top) ? DemoFeatures.Frenchness(top) : 0;
@@ -129,9 +135,9 @@ public static class DemoTour
                 float Clean(int layer, long index) => english.FirstOrDefault(a => a.Position == last && a.Layer == layer && a.Index == index).Activation;
                 var features = boost.Select(b => new FeatureSteer(b.Layer, (int)b.Index, last, SteerPosition: last, Delta: Math.Round(scale * b.Activation - Clean(b.Layer, b.Index), 2)))
                     .Concat(ablate.Select(a => new FeatureSteer(a.Layer, (int)a.Index, last, SteerPosition: last, Ablate: true))).ToList();
-                var (before, after) = Run(model, LanguagePrompt, features);
+                var (before, after) = Run(model, englishPrompt, features);
                 if (after == frenchAnswer)
-                    return new TourSteer("switch to French", LanguagePrompt, features,
+                    return new TourSteer("switch to French", englishPrompt, features,
                         [.. boost.Concat(ablate).Select(a => LabelOf(firings, a.Layer, a.Index))], before, after);
             }
         return null;

@@ -6,7 +6,8 @@ using System.Text.Json;
 
 /// <summary>
 /// Writes a small but real Hugging Face <c>tokenizer.json</c>: a byte-level BPE in the style of
-/// GPT-2 / Llama 3, for tests and for the tiny demo model.
+/// GPT-2 / Llama 3, with fixed merges for tests, or with merges learned from the demo corpus for
+/// the demo model.
 /// </summary>
 /// <remarks>
 /// Vocabulary, in id order:
@@ -67,12 +68,30 @@ public static class TinyTokenizerFactory
     }
 
     /// <summary>Writes the tokenizer.json as UTF-8 to a stream.</summary>
-    public static void Write(Stream stream)
+    public static void Write(Stream stream) => Write(stream, Built.Value);
+
+    /// <summary>
+    /// Writes a tokenizer.json of the same layout (specials, bytes, merges) with merges learned from a
+    /// corpus by <see cref="BpeTrainer"/>, in byte-level spelling; returns its vocabulary size.
+    /// </summary>
+    public static int WriteLearned(string path, IReadOnlyList<(string Left, string Right)> merges)
+    {
+        var vocabulary = BaseVocabulary();
+        foreach (var (left, right) in merges)
+        {
+            vocabulary.Merge(left, right);
+        }
+
+        using var file = File.Create(path);
+        Write(file, vocabulary);
+        return vocabulary.Pieces.Count;
+    }
+
+    private static void Write(Stream stream, Vocabulary vocabulary)
     {
         // Relaxed escaping keeps the byte-level pieces ('Ġ', 'Ã') readable in the file.
         var options = new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         using var json = new Utf8JsonWriter(stream, options);
-        var vocabulary = Built.Value;
 
         json.WriteStartObject();
         json.WriteString("version", "1.0");
@@ -90,17 +109,7 @@ public static class TinyTokenizerFactory
     /// <summary>Builds the vocabulary: specials, the 256 bytes, then one piece per merge.</summary>
     private static Vocabulary Build()
     {
-        var vocabulary = new Vocabulary();
-        foreach (var special in SpecialTokens)
-        {
-            vocabulary.Add(special);
-        }
-
-        for (var b = 0; b < 256; b++)
-        {
-            vocabulary.Add(ByteLevelAlphabet.Spell([(byte)b]));
-        }
-
+        var vocabulary = BaseVocabulary();
         foreach (var (left, right) in TextMerges)
         {
             vocabulary.Merge(Spell(left), Spell(right));
@@ -119,10 +128,27 @@ public static class TinyTokenizerFactory
         return vocabulary;
     }
 
+    /// <summary>The ids every byte-level tokenizer here shares: the specials, then one token per byte value.</summary>
+    private static Vocabulary BaseVocabulary()
+    {
+        var vocabulary = new Vocabulary();
+        foreach (var special in SpecialTokens)
+        {
+            vocabulary.Add(special);
+        }
+
+        for (var b = 0; b < 256; b++)
+        {
+            vocabulary.Add(ByteLevelAlphabet.Spell([(byte)b]));
+        }
+
+        return vocabulary;
+    }
+
     private static string Spell(string text) => ByteLevelAlphabet.Spell(Encoding.UTF8.GetBytes(text));
 
-    /// <summary>The special tokens &lt;pad&gt;, &lt;eos&gt;, &lt;bos&gt; as ids 0–2 (shared with <see cref="WordTokenizerFactory"/>).</summary>
-    internal static void WriteAddedTokens(Utf8JsonWriter json)
+    /// <summary>The special tokens &lt;pad&gt;, &lt;eos&gt;, &lt;bos&gt; as ids 0–2.</summary>
+    private static void WriteAddedTokens(Utf8JsonWriter json)
     {
         json.WriteStartArray("added_tokens");
         for (var id = 0; id < SpecialTokens.Length; id++)
@@ -153,7 +179,7 @@ public static class TinyTokenizerFactory
     }
 
     /// <summary>"&lt;bos&gt; $A" for one sequence (and "&lt;bos&gt; $A $B" for a pair), as Gemma's tokenizer does.</summary>
-    internal static void WriteBosTemplate(Utf8JsonWriter json)
+    private static void WriteBosTemplate(Utf8JsonWriter json)
     {
         json.WriteStartObject("post_processor");
         json.WriteString("type", "TemplateProcessing");
@@ -234,7 +260,7 @@ public static class TinyTokenizerFactory
         {
             if (!IdOf.TryAdd(piece, Pieces.Count))
             {
-                throw new InvalidOperationException($"Tiny tokenizer lists the piece '{piece}' twice.");
+                throw new InvalidOperationException($"A byte-level tokenizer lists the piece '{piece}' twice.");
             }
 
             Pieces.Add(piece);
@@ -245,7 +271,7 @@ public static class TinyTokenizerFactory
         {
             if (!IdOf.ContainsKey(left) || !IdOf.ContainsKey(right))
             {
-                throw new InvalidOperationException($"Tiny tokenizer merges '{left}' + '{right}' before both parts exist.");
+                throw new InvalidOperationException($"A byte-level tokenizer merges '{left}' + '{right}' before both parts exist.");
             }
 
             Add(left + right);

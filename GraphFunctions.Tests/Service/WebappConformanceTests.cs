@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Attribution.Loading;
 using Attribution.Graphs;
 using GraphFunctions.Service;
 using GraphFunctions.Tests.Storage;
@@ -15,18 +16,27 @@ using Microsoft.Extensions.DependencyInjection;
 /// The Neuronpedia webapp against the local host: its requests replayed with the bodies and
 /// headers its code builds (lib/utils/graph.ts, lib/utils/steer.ts, the graph steer modal),
 /// its follow-up downloads, and our answers judged by its own rules (<see cref="WebappRules"/>).
-/// The service runs with its default settings: no wait parameter anywhere.
+/// The service runs with its default settings: no wait parameter anywhere. Every check runs on the
+/// tests' tiny model (<see cref="WebappConformanceTests"/>) and on the bundled default
+/// (<see cref="DefaultModelWebappConformanceTests"/>), with the Neuronpedia graph server's own example
+/// prompt "1 2 " there.
 /// </summary>
-[Collection(UsesLocalService.Name)]
-public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClassFixture<LocalServiceFixture>
+public abstract class WebappConformance(LocalService service)
 {
-    private const string ModelId = "graphfunctions/tiny-gemma-2";
-    private const string Scan = "tiny-gemma-2";
-    private readonly LocalService service = fixture.Service;
+    /// <summary>The served model's Hugging Face id and its Neuronpedia id (the graph's scan).</summary>
+    protected abstract string ModelId { get; }
+
+    protected abstract string Scan { get; }
+
+    /// <summary>The service's settings, for the checks that start a service of their own.</summary>
+    protected abstract IDictionary<string, string?> Settings { get; }
+
+    /// <summary>The prompts graphs are made of: counting, which every model here continues.</summary>
+    protected abstract string CountingPrompt { get; }
 
 
     /// <summary>The body of graph.ts's generate call: these keys in this order, no compress, no wait.</summary>
-    private static string GenerateBody(string prompt, string slug, string? signedUrl, string userName) => new JsonObject
+    private string GenerateBody(string prompt, string slug, string? signedUrl, string userName) => new JsonObject
     {
         ["prompt"] = prompt,
         ["model_id"] = ModelId,
@@ -59,7 +69,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
             BucketName = Emulators.S3Bucket, Key = key, Verb = HttpVerb.PUT, Expires = DateTime.UtcNow.AddMinutes(10), Protocol = Protocol.HTTP,
         });
         const string slug = "-counting_one-two-9f3a";   // the webapp's slugs may start with '-' or '_'
-        using var request = WebappPost("/generate-graph", GenerateBody("1 2 3 4", slug, signed, "Ada Lovelace"));
+        using var request = WebappPost("/generate-graph", GenerateBody(CountingPrompt, slug, signed, "Ada Lovelace"));
         using var response = await service.Http.SendAsync(request);
 
         // The webapp checks json.error first, then response.ok, and downloads at once.
@@ -82,12 +92,12 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
     [Fact]
     public async Task A_job_longer_than_the_wait_answers_202_with_location_then_finishes()
     {
-        await using var impatient = await LocalService.StartAsync(settings: new Dictionary<string, string?> { ["GRAPH_WAIT_SECONDS"] = "1" });
+        await using var impatient = await LocalService.StartAsync(settings: new Dictionary<string, string?>(Settings) { ["GRAPH_WAIT_SECONDS"] = "1" });
         var gpu = impatient.Services.GetRequiredService<GpuGate>();
         HttpResponseMessage started;
         using (await gpu.EnterAsync())   // the job cannot progress while the accelerator is held
         {
-            using var request = WebappPost("/generate-graph", GenerateBody("1 2 3", "webapp-slow", null, "Anonymous (CT)"));
+            using var request = WebappPost("/generate-graph", GenerateBody(CountingPrompt, "webapp-slow", null, "Anonymous (CT)"));
             started = await impatient.Http.SendAsync(request);
         }
         using (started)
@@ -112,7 +122,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
     [Fact]
     public async Task Forward_pass_answers_the_fields_the_webapp_reads()
     {
-        using var request = WebappPost("/forward-pass", """{"prompt": "1 2 3", "max_n_logits": 10, "desired_logit_prob": 0.95, "request_type": "forward-pass"}""");
+        using var request = WebappPost("/forward-pass", $$"""{"prompt": "{{CountingPrompt}}", "max_n_logits": 10, "desired_logit_prob": 0.95, "request_type": "forward-pass"}""");
         using var response = await service.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var json = await LocalService.JsonOf(response);
@@ -133,11 +143,12 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
     /// graph's prompt (its BOS text included).
     /// </summary>
     [Theory]
-    [InlineData(ModelId)]
-    [InlineData(Scan)]   // models the webapp has no Hugging Face id for are sent by their Neuronpedia id
-    public async Task Steering_from_a_graphs_nodes_validates_as_the_webapp_checks_it(string modelId)
+    [InlineData(false)]
+    [InlineData(true)]   // models the webapp has no Hugging Face id for are sent by their Neuronpedia id
+    public async Task Steering_from_a_graphs_nodes_validates_as_the_webapp_checks_it(bool byScan)
     {
-        using var graphResponse = await service.Http.PostAsync("/generate-graph", LocalService.Json(GenerateBody("1 2 3 4 5", $"webapp-steer-{modelId.Length}", null, "Anonymous (CT)")));
+        string modelId = byScan ? Scan : ModelId;
+        using var graphResponse = await service.Http.PostAsync("/generate-graph", LocalService.Json(GenerateBody(CountingPrompt, $"webapp-steer-{byScan}", null, "Anonymous (CT)")));
         Assert.Equal(HttpStatusCode.OK, graphResponse.StatusCode);
         using var graph = await LocalService.JsonOf(graphResponse);
         WebappRules.AssertGraphReadable(graph);
@@ -211,7 +222,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
     [InlineData(""", "top_k": 10, "n_tokens": 256""")]
     public async Task Settings_at_the_webapps_bounds_are_served(string settings)
     {
-        string body = $$"""{"model_id": "{{ModelId}}", "prompt": "<bos>1 2 3", "features": [{"layer": 1, "index": 3, "token_active_position": 2, "steer_position": 2, "delta": 20, "ablate": false}], "freeze_attention": true, "request_type": "steer"{{settings}}}""";
+        string body = $$"""{"model_id": "{{ModelId}}", "prompt": "<bos>{{CountingPrompt}}", "features": [{"layer": 1, "index": 3, "token_active_position": 2, "steer_position": 2, "delta": 20, "ablate": false}], "freeze_attention": true, "request_type": "steer"{{settings}}}""";
         using var response = await service.Http.SendAsync(WebappPost("/steer", body));
         string text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, text);
@@ -222,7 +233,7 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
     [Fact]
     public async Task An_empty_feature_list_steers_nothing()
     {
-        string body = $$"""{"model_id": "{{ModelId}}", "prompt": "1 2 3", "features": [], "n_tokens": 6, "top_k": 3, "temperature": 0.8, "seed": 5}""";
+        string body = $$"""{"model_id": "{{ModelId}}", "prompt": "{{CountingPrompt}}", "features": [], "n_tokens": 6, "top_k": 3, "temperature": 0.8, "seed": 5}""";
         using var response = await service.Http.SendAsync(WebappPost("/steer", body));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var json = await LocalService.JsonOf(response);
@@ -231,6 +242,19 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         Assert.Equal(root.GetProperty("DEFAULT_GENERATION").GetString(), root.GetProperty("STEERED_GENERATION").GetString());
         Assert.Equal(root.GetProperty("DEFAULT_LOGITS_BY_TOKEN").ToString(), root.GetProperty("STEERED_LOGITS_BY_TOKEN").ToString());
     }
+}
+
+/// <summary>The webapp's flows on the tests' tiny Gemma-2 with its byte-level tokenizer.</summary>
+[Collection(UsesLocalService.Name)]
+public sealed class WebappConformanceTests(LocalServiceFixture fixture) : WebappConformance(fixture.Service), IClassFixture<LocalServiceFixture>
+{
+    protected override string ModelId => "graphfunctions/tiny-gemma-2";
+
+    protected override string Scan => "tiny-gemma-2";
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>();
+
+    protected override string CountingPrompt => "1 2 3 4";
 
     [Fact]
     public void The_steer_modals_cantor_decoding_inverts_our_feature_ids()
@@ -238,4 +262,26 @@ public sealed class WebappConformanceTests(LocalServiceFixture fixture) : IClass
         foreach (var (layer, index) in new (long, long)[] { (0, 0), (0, 65), (3, 0), (25, 16383), (12, 2_500_000) })
             Assert.Equal((layer, index), WebappRules.DecodeFeature(NeuronpediaGraphWriter.CantorFeatureId(layer, index)));
     }
+}
+
+/// <summary>The webapp's flows on the bundled default, the demo model, as a new user meets it.</summary>
+[Collection(UsesLocalService.Name)]
+public sealed class DefaultModelWebappConformanceTests(DefaultModelWebappConformanceTests.Fixture fixture)
+    : WebappConformance(fixture.Service), IClassFixture<DefaultModelWebappConformanceTests.Fixture>
+{
+    public sealed class Fixture : LocalServiceFixture
+    {
+        protected override IDictionary<string, string?>? Settings => DefaultModel;
+    }
+
+    private static readonly Dictionary<string, string?> DefaultModel = new() { ["MODEL_ID"] = "" };
+
+    protected override string ModelId => BundledModel.Id;
+
+    protected override string Scan => BundledModel.Scan;
+
+    protected override IDictionary<string, string?> Settings => DefaultModel;
+
+    /// <summary>The Neuronpedia graph server's example request's prompt, trailing space included.</summary>
+    protected override string CountingPrompt => "1 2 ";
 }
