@@ -72,6 +72,7 @@ internal static class GraphCommand
             foreach (var group in summary.Timings.Phases.GroupBy(p => p.Phase))
                 Console.WriteLine($"  {group.Key,-16} {group.Sum(p => p.Seconds),8:F3}");
             Console.WriteLine($"  {"total",-16} {summary.Timings.Total,8:F3}");
+            foreach (var warning in summary.Warnings) Console.Error.WriteLine($"warning: {warning}");   // also in the graph's metadata.warnings
             return 0;
         });
         return command;
