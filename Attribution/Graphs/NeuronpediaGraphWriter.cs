@@ -13,7 +13,7 @@ public sealed record GraphInfo(
     string TranscoderSet,
     string GeneratorName,
     string GeneratorVersion,
-    string GeneratorUrl,
+    string? GeneratorUrl,
     long CreateTimeMs);
 
 /// <summary>Everything in the metadata block besides what the graph itself determines.</summary>
@@ -155,7 +155,7 @@ public static class NeuronpediaGraphWriter
             json.WriteStartObject("generator");
             json.WriteString("name", info.GeneratorName);
             json.WriteString("version", info.GeneratorVersion);
-            json.WriteString("url", info.GeneratorUrl);
+            if (info.GeneratorUrl is { } generatorUrl) json.WriteString("url", generatorUrl);   // optional in the schema: none rather than a made-up one
             json.WriteEndObject();
             json.WriteNumber("create_time_ms", info.CreateTimeMs);
             json.WriteEndObject();

@@ -68,6 +68,10 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         GraphSchema.AssertValid(graph);
         Assert.True(graph.RootElement.GetProperty("links").GetArrayLength() > 0);
         Assert.False(graph.RootElement.GetProperty("metadata").TryGetProperty("warnings", out _), "a model without training_tokens.json never warns");
+        // The generator is named truthfully: no URL, since the project has none (the schema makes it optional).
+        var generator = graph.RootElement.GetProperty("metadata").GetProperty("info").GetProperty("generator");
+        Assert.Equal("GraphFunctions", generator.GetProperty("name").GetString());
+        Assert.False(generator.TryGetProperty("url", out _));
     }
 
     [Fact]
