@@ -249,6 +249,9 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         await page.GoToAsync(Url("/graphs/big"));
         await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
         Assert.Equal(5000, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        // The metadata's warnings are listed as text (markup in them stays text).
+        Assert.Equal(SyntheticWarnings, await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#metadata-warnings li')].map(li => li.textContent)"));
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#metadata-warnings b').length"));
 
         string busiest = links.SelectMany(l => new[] { l.Source, l.Target }).GroupBy(id => id).MaxBy(g => g.Count())!.Key;
         double clickMs = await page.EvaluateFunctionAsync<double>("""
@@ -339,6 +342,8 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         return context;
     }
 
+    private static readonly string[] SyntheticWarnings = ["'<b>t3</b>' (position 3) never occurred in synthetic's training text", "and 2 more tokens"];
+
     /// <summary>A graph JSON in the service's layout with random features and edges that run upwards.</summary>
     private static (string Json, List<(string Source, string Target)> Links) SyntheticGraph(int layers, int positions, int nodes, int edges, int seed)
     {
@@ -375,6 +380,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         {
             slug = "big", scan = "synthetic", prompt = "synthetic",
             prompt_tokens = Enumerable.Range(0, positions).Select(p => $" t{p}").ToArray(),
+            warnings = SyntheticWarnings,
         };
         string json = JsonSerializer.Serialize(new { metadata, nodes = list.Select(n => n.Node), links = weights });
         return (json, links.ToList());
