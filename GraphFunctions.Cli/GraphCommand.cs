@@ -15,7 +15,7 @@ internal static class GraphCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model folder (config.json + safetensors) or Hugging Face model id; default: the bundled tiny model" };
+        var model = new Option<string>("--model") { Description = "Model folder (config.json + safetensors) or Hugging Face model id; default: the bundled demo model " + BundledModel.Id };
         var transcoders = new Option<string?>("--transcoders") { Description = "Transcoder set: config.yaml, its folder, or a name (gemma, mwhanna/qwen3-4b-transcoders, mntss/clt-gemma-2-2b-2.5M)" };
         var prompt = new Option<string>("--prompt") { Description = "The prompt to attribute", Required = true };
         var output = new Option<FileInfo>("--out") { Description = "Where to write the graph JSON", Required = true };
@@ -72,6 +72,7 @@ internal static class GraphCommand
             foreach (var group in summary.Timings.Phases.GroupBy(p => p.Phase))
                 Console.WriteLine($"  {group.Key,-16} {group.Sum(p => p.Seconds),8:F3}");
             Console.WriteLine($"  {"total",-16} {summary.Timings.Total,8:F3}");
+            foreach (var warning in summary.Warnings) Console.Error.WriteLine($"warning: {warning}");   // also in the graph's metadata.warnings
             return 0;
         });
         return command;

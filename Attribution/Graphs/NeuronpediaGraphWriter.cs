@@ -13,7 +13,7 @@ public sealed record GraphInfo(
     string TranscoderSet,
     string GeneratorName,
     string GeneratorVersion,
-    string GeneratorUrl,
+    string? GeneratorUrl,
     long CreateTimeMs);
 
 /// <summary>Everything in the metadata block besides what the graph itself determines.</summary>
@@ -31,6 +31,9 @@ public sealed record GraphMetadata
 
     /// <summary>Feature labels written as the feature nodes' clerp (empty when the set has none).</summary>
     public Transcoders.FeatureLabels Labels { get; init; } = Transcoders.FeatureLabels.None;
+
+    /// <summary>What the reader must know about the prompt (tokens the model never saw); written only when there are some.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
 public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb, int BatchSize, int MaxFeatureNodes);
@@ -152,7 +155,7 @@ public static class NeuronpediaGraphWriter
             json.WriteStartObject("generator");
             json.WriteString("name", info.GeneratorName);
             json.WriteString("version", info.GeneratorVersion);
-            json.WriteString("url", info.GeneratorUrl);
+            if (info.GeneratorUrl is { } generatorUrl) json.WriteString("url", generatorUrl);   // optional in the schema: none rather than a made-up one
             json.WriteEndObject();
             json.WriteNumber("create_time_ms", info.CreateTimeMs);
             json.WriteEndObject();
@@ -176,6 +179,13 @@ public static class NeuronpediaGraphWriter
             json.WriteNumber("replacement_score", s.Replacement);
             json.WriteNumber("completeness_score", s.Completeness);
             json.WriteEndObject();
+        }
+        // Absent without warnings, so real models' graphs keep the reference server's shape.
+        if (m.Warnings.Count > 0)
+        {
+            json.WriteStartArray("warnings");
+            foreach (var warning in m.Warnings) json.WriteStringValue(warning);
+            json.WriteEndArray();
         }
         json.WriteEndObject();
     }

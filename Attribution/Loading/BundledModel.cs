@@ -17,6 +17,9 @@ public static class BundledModel
 
     public static string Folder => Path.Combine(AppContext.BaseDirectory, "demo");
 
+    /// <summary>Prompts worth trying on <paramref name="modelId"/>: the tour's for the demo model, none for any other.</summary>
+    public static IReadOnlyList<string> ExamplePrompts(string modelId) => modelId == Id ? DemoCorpus.TourPrompts : [];
+
     /// <summary>(model folder, transcoder config.yaml, set name) for a TRANSCODER_SET: none (per-layer), <see cref="CrossLayerChoice"/>, or the user's own.</summary>
     public static (string ModelFolder, string TranscoderConfig, string SetName) Locate(string? transcoderSet)
     {

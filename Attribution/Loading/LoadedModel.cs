@@ -12,8 +12,9 @@ using TorchSharp;
 /// <summary>The model a worker serves: replacement model, tokenizer and the names that identify them.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat, FeatureLabels labels)
+    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat, FeatureLabels labels, TrainingVocabulary? training)
     {
+        Training = training;
         Labels = labels;
         Chat = chat;
         ModelId = modelId;
@@ -43,8 +44,14 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The model's chat template and special-token texts (<see cref="ChatFormat.None"/> without a tokenizer_config.json).</summary>
     public ChatFormat Chat { get; }
 
+    /// <summary>The token ids the model met in training (its folder's training_tokens.json), or null: then no token counts as unseen.</summary>
+    public TrainingVocabulary? Training { get; }
+
     /// <summary>Prompt → token ids with the BOS rule of docs/algorithm.md §2.</summary>
     public int[] Tokenize(string prompt) => Tokenizer.EncodePrompt(prompt);
+
+    /// <summary>The prompt tokens (BOS included) this model never saw in training, with the warnings the API answers.</summary>
+    public UnseenTokens UnseenIn(IReadOnlyList<int> tokens) => Training?.Find(tokens, Tokenizer.DecodeToken, ModelId) ?? UnseenTokens.None;
 
     /// <summary>
     /// Loads what the settings name: a local folder, the hub (by model id, through the HF cache),
@@ -87,6 +94,10 @@ public sealed class LoadedModel : IDisposable
         if (string.IsNullOrEmpty(transcoderSet))
             throw new InvalidOperationException($"no transcoder set is configured for model {modelId}");
 
+        var training = TrainingVocabulary.LoadFrom(modelFolder);   // read first: a malformed file fails before the weights load
+        if (training is not null)
+            log?.LogInformation("Prompt tokens outside the {Count} ids of {File} are warned about: {Description}",
+                training.Count, TrainingVocabulary.FileName, training.Description);
         log?.LogInformation("Loading {Model} from {Folder} ({DType} on {Device})", modelId, modelFolder, settings.DType, device);
         var model = DecoderModel.Load(modelFolder, device, settings.DType);
         try
@@ -105,7 +116,7 @@ public sealed class LoadedModel : IDisposable
             log?.LogInformation("Serving {Model} (scan {Scan}) with transcoders {Set}: {Layers} layers, {Features} features per layer",
                 modelId, scan, transcoderSet, transcoders.NLayers, transcoders.DTranscoder);
             TorchInfo.ReleaseFreedMemory();   // what loading streamed through (encoder chunks, conversions)
-            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder), FeatureLabels.LoadBeside(transcoderSet));
+            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder), FeatureLabels.LoadBeside(transcoderSet), training);
         }
         catch
         {

@@ -5,8 +5,8 @@ using Attribution.Graphs;
 using Attribution.Loading;
 using Attribution.Tracing;
 
-/// <summary>What one graph took: attribution phases, then prune and JSON, and the graph's size.</summary>
-public sealed record GraphSummary(PhaseTimings Timings, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, GraphScores Scores);
+/// <summary>What one graph took: attribution phases, then prune and JSON, the graph's size, and its metadata's warnings.</summary>
+public sealed record GraphSummary(PhaseTimings Timings, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, GraphScores Scores, IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// Prompt → Neuronpedia graph JSON, in process: tokenize, attribute (docs/algorithm.md), prune, score and
@@ -42,7 +42,7 @@ public static class GraphPipeline
         var clock = Stopwatch.StartNew();
         NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id));
         timings.Add(JsonPhase, clock.Elapsed.TotalSeconds);
-        return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores);
+        return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores, metadata.Warnings);
     }
 
     public static GraphMetadata Metadata(LoadedModel model, AttributionGraph graph, GraphRequest request, GraphScores scores, GeneratorInfo generator) => new()
@@ -65,5 +65,6 @@ public static class GraphPipeline
         Generation = new GenerationSettings(request.MaxNLogits, request.DesiredLogitProb, request.BatchSize, request.MaxFeatureNodes),
         Scores = scores,
         Labels = model.Labels,
+        Warnings = model.UnseenIn(graph.InputTokens).Warnings,
     };
 }

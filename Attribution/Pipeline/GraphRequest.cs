@@ -44,10 +44,10 @@ public sealed record GraphRequest
     };
 }
 
-/// <summary>This program, as named in every graph's info.generator.</summary>
-public sealed record GeneratorInfo(string Name, string Version, string Url)
+/// <summary>This program, as named in every graph's info.generator; <see cref="Url"/> is written only when there is one.</summary>
+public sealed record GeneratorInfo(string Name, string Version, string? Url = null)
 {
+    /// <summary>No URL: the project has no public address, and the schema's generator.url is optional.</summary>
     public static GeneratorInfo Default { get; } = new("GraphFunctions",
-        typeof(GeneratorInfo).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
-        "https://github.com/graphfunctions/graphfunctions");
+        typeof(GeneratorInfo).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
 }

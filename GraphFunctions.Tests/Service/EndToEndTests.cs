@@ -67,6 +67,11 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         using var graph = await LocalService.JsonOf(response);
         GraphSchema.AssertValid(graph);
         Assert.True(graph.RootElement.GetProperty("links").GetArrayLength() > 0);
+        Assert.False(graph.RootElement.GetProperty("metadata").TryGetProperty("warnings", out _), "a model without training_tokens.json never warns");
+        // The generator is named truthfully: no URL, since the project has none (the schema makes it optional).
+        var generator = graph.RootElement.GetProperty("metadata").GetProperty("info").GetProperty("generator");
+        Assert.Equal("GraphFunctions", generator.GetProperty("name").GetString());
+        Assert.False(generator.TryGetProperty("url", out _));
     }
 
     [Fact]
@@ -188,6 +193,8 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var json = await LocalService.JsonOf(response);
         var root = json.RootElement;
+        // The reference server's fields only: a model without training_tokens.json adds no warnings.
+        Assert.Equal(["prompt", "input_tokens", "salient_logits", "total_salient_tokens", "cumulative_probability"], root.EnumerateObject().Select(p => p.Name));
         Assert.Equal("1 2 ", root.GetProperty("prompt").GetString());
         Assert.Equal("<bos>", root.GetProperty("input_tokens")[0].GetString());
         var logits = root.GetProperty("salient_logits").EnumerateArray().ToList();

@@ -71,6 +71,7 @@ public sealed partial class RequestSchemaTests
     {
         var (exit, help) = RunCli("graph", "--help");
         Assert.Equal(0, exit);
+        Assert.Contains($"default: the bundled demo model {Attribution.Loading.BundledModel.Id}", Regex.Replace(help, @"\s+", " "), StringComparison.Ordinal);   // however the help wraps
         foreach (var field in RequestSchema.GraphSettings)
         {
             var line = help.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith(field.OptionName + " ", StringComparison.Ordinal));

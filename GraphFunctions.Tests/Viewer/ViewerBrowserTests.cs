@@ -3,6 +3,7 @@ namespace GraphFunctions.Tests.Viewer;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Attribution.Requests;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Service;
 using GraphFunctions.Storage;
@@ -175,6 +176,57 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         Assert.Empty(errors);
     }
 
+    private Task<(IPage Page, List<string> Errors)> OpenJobsPageAsync() => JobsPage.OpenAsync(fixture.Browser, service);
+
+    [Fact]
+    public async Task The_jobs_form_previews_the_prompts_tokens_with_visible_whitespace_and_enter_submits_the_schemas_defaults()
+    {
+        var (page, errors) = await OpenJobsPageAsync();
+        await using var _ = page;
+
+        // Typed with a trailing space and a line break: each is its own token, and visible.
+        await JobsPage.TypePromptEndingInALineBreakAsync(page, "Hello world ");
+        var (tokens, unseen) = await JobsPage.PreviewOfAsync(page, "Hello world \n");
+        Assert.Equal(["<bos>", "Hello", "␣world", "␣", "⏎"], tokens);
+        Assert.Empty(unseen);   // this model has no training_tokens.json: nothing is marked, nothing warned
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#preview-warnings li').length"));
+        Assert.False(await page.EvaluateExpressionAsync<bool>("document.querySelector('#examples').checkVisibility()"), "a model other than the demo offers no example prompts");
+        using (var settings = await LocalService.JsonOf(await service.Anonymous().GetAsync("/viewer/settings")))
+            Assert.DoesNotContain("example_prompts", settings.RootElement.EnumerateObject().Select(p => p.Name));
+        var next = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#preview-next li .prob')].map(p => p.textContent)");
+        Assert.NotEmpty(next);
+        Assert.All(next, p => Assert.InRange(double.Parse(p, System.Globalization.CultureInfo.InvariantCulture), 0, 1));
+
+        // Enter sends the form (the prompt keeps its one line break) with the request schema's defaults.
+        string? sent = null;
+        await page.SetRequestInterceptionAsync(true);
+        page.Request += async (_, e) =>
+        {
+            if (e.Request.Method == HttpMethod.Post && e.Request.Url.EndsWith("/generate-graph", StringComparison.Ordinal))
+            {
+                sent = e.Request.PostData?.ToString();
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.Accepted, ContentType = "application/json", Body = """{"id": "intercepted"}""" });
+            }
+            else await e.Request.ContinueAsync();
+        };
+        await page.FocusAsync("#prompt");
+        await page.Keyboard.PressAsync("Enter");
+        await page.WaitForFunctionAsync("() => document.querySelector('#form-message').textContent === 'Started intercepted.'");
+        Assert.Equal("Hello world \n", await page.EvaluateExpressionAsync<string>("document.querySelector('#prompt').value"));
+        using var body = JsonDocument.Parse(sent!);
+        Assert.Equal("Hello world \n", body.RootElement.GetProperty("prompt").GetString());
+        var numbers = RequestSchema.GenerateGraph.Where(f => f is IntegerField or NumberField).Select(f => f.Name)
+            .Where(name => body.RootElement.EnumerateObject().Any(p => p.Name == name)).ToList();
+        Assert.Equal(["batch_size", "max_n_logits", "desired_logit_prob", "node_threshold", "edge_threshold", "max_feature_nodes"], numbers);
+        foreach (var field in RequestSchema.GenerateGraph.Where(f => numbers.Contains(f.Name)))
+        {
+            double expected = field switch { IntegerField i => i.DefaultValue, NumberField n => n.DefaultValue, _ => double.NaN };
+            Assert.Equal(expected, body.RootElement.GetProperty(field.Name).GetDouble());
+        }
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-jobs-preview.png"));
+        Assert.Empty(errors);
+    }
+
     /// <summary>
     /// A synthetic graph of Gemma-2-2B's shape (26 layers, 64 positions) with 5,000 nodes and 75,000
     /// edges, answered in place of the service's result: every node is drawn and a click still
@@ -197,6 +249,9 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         await page.GoToAsync(Url("/graphs/big"));
         await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
         Assert.Equal(5000, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        // The metadata's warnings are listed as text (markup in them stays text).
+        Assert.Equal(SyntheticWarnings, await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#metadata-warnings li')].map(li => li.textContent)"));
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#metadata-warnings b').length"));
 
         string busiest = links.SelectMany(l => new[] { l.Source, l.Target }).GroupBy(id => id).MaxBy(g => g.Count())!.Key;
         double clickMs = await page.EvaluateFunctionAsync<double>("""
@@ -287,6 +342,8 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         return context;
     }
 
+    private static readonly string[] SyntheticWarnings = ["'<b>t3</b>' (position 3) never occurred in synthetic's training text", "and 2 more tokens"];
+
     /// <summary>A graph JSON in the service's layout with random features and edges that run upwards.</summary>
     private static (string Json, List<(string Source, string Target)> Links) SyntheticGraph(int layers, int positions, int nodes, int edges, int seed)
     {
@@ -323,6 +380,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         {
             slug = "big", scan = "synthetic", prompt = "synthetic",
             prompt_tokens = Enumerable.Range(0, positions).Select(p => $" t{p}").ToArray(),
+            warnings = SyntheticWarnings,
         };
         string json = JsonSerializer.Serialize(new { metadata, nodes = list.Select(n => n.Node), links = weights });
         return (json, links.ToList());

@@ -2,6 +2,7 @@ namespace GraphFunctions.Service;
 
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Attribution.Chat;
 using Attribution.Loading;
 using Attribution.Requests;
@@ -59,7 +60,7 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
 
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-            SteeringResponse.Write(json, result, model.Tokenizer.DecodeToken);
+            SteeringResponse.Write(json, result, model.Tokenizer.DecodeToken, model.UnseenIn(tokens).Warnings);
         return Results.Bytes(buffer.ToArray(), "application/json; charset=utf-8");
     }
 
@@ -76,14 +77,22 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         using var slot = await gpu.TryEnterAsync(options.SteerWait, cancellation);
         if (slot is null) return ApiRequests.Busy();
         var (ids, probabilities) = await Task.Run(() => SalientLogits(model, tokens!, maxLogits, desired), cancellation);
-        return Results.Json(new
+        var answer = JsonSerializer.SerializeToNode(new
         {
             prompt,
             input_tokens = tokens!.Select(model.Tokenizer.DecodeToken).ToArray(),
             salient_logits = ids.Select((id, i) => new { token = model.Tokenizer.DecodeToken((int)id), token_id = id, probability = probabilities[i] }).ToArray(),
             total_salient_tokens = ids.Length,
             cumulative_probability = probabilities.Sum(),
-        }, ApiResults.Json);
+        }, ApiResults.Json)!.AsObject();
+        // Only when the prompt holds tokens the model never saw: otherwise the reference server's shape, unchanged.
+        var unseen = model.UnseenIn(tokens!);
+        if (unseen.Any)
+        {
+            answer["warnings"] = new JsonArray([.. unseen.Warnings.Select(w => JsonValue.Create(w))]);
+            answer["unseen_positions"] = new JsonArray([.. unseen.Positions.Select(p => JsonValue.Create(p))]);
+        }
+        return Results.Json(answer, ApiResults.Json);
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ namespace GraphFunctions.Service;
 
 using System.Security.Cryptography;
 using System.Text;
+using Attribution.Loading;
 using GraphFunctions.Configuration;
 using Microsoft.AspNetCore.Http;
 
@@ -24,13 +25,22 @@ public sealed class ViewerApi(ServiceOptions options, ModelHost models)
     public IResult Asset(HttpRequest request, string file) =>
         Refusal(request) ?? Serve(request, file, immutable: request.Query["v"] == Assets.Value.Version);
 
-    /// <summary>What a page needs before its first API call: the served model and whether to ask for the secret.</summary>
-    public IResult Settings(HttpRequest request) => Refusal(request) ?? Results.Json(new
+    /// <summary>
+    /// What a page needs before its first API call: the served model, the token limit, whether to
+    /// ask for the secret and, for the demo model only, example prompts (absent otherwise).
+    /// </summary>
+    public IResult Settings(HttpRequest request)
     {
-        model_id = models.ModelId,
-        token_limit = options.TokenLimit,
-        secret_required = !string.IsNullOrEmpty(options.Secret),
-    }, ApiResults.Json);
+        if (Refusal(request) is { } refused) return refused;
+        var settings = new Dictionary<string, object>
+        {
+            ["model_id"] = models.ModelId,
+            ["token_limit"] = options.TokenLimit,
+            ["secret_required"] = !string.IsNullOrEmpty(options.Secret),
+        };
+        if (BundledModel.ExamplePrompts(models.ModelId) is { Count: > 0 } examples) settings["example_prompts"] = examples;
+        return Results.Json(settings, ApiResults.Json);
+    }
 
     private IResult? Refusal(HttpRequest request)
     {

@@ -92,9 +92,14 @@ const GF = (() => {
     return magnitude !== 0 && (magnitude < 1e-3 || magnitude >= 1e4) ? value.toExponential(2) : value.toFixed(digits);
   }
 
-  /** A token as the viewer shows it: whitespace made visible. */
+  /**
+   * A token (or a text) as the viewer shows it: line breaks and tabs, and spaces at either end,
+   * made visible, so a trailing space or newline is a token one can see (newline and return as
+   * the graph JSON's prompt_tokens write them).
+   */
   function token(text) {
-    return String(text).replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ /, '␣');
+    return String(text).replace(/\r/g, '↵').replace(/\n/g, '⏎').replace(/\t/g, '⇥')
+      .replace(/^ +| +$/g, spaces => '␣'.repeat(spaces.length));
   }
 
   /** Saves a JSON answer as a file (a link cannot send the secret header). */

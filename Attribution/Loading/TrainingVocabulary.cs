@@ -1,0 +1,101 @@
+namespace Attribution.Loading;
+
+using System.Globalization;
+using System.Text.Json;
+
+/// <summary>
+/// The token ids a model met in its training text, read from <see cref="FileName"/> in its model
+/// folder: <c>{"description": "...", "seen_token_ids": [2, 260, ...]}</c>. The bundled demo ships
+/// one because it was trained on a few toy tasks while its tokenizer encodes any text; a token it
+/// never saw has an untrained embedding, so what the model predicts from there on means nothing.
+/// Real models have no such file and never warn.
+/// </summary>
+public sealed class TrainingVocabulary
+{
+    public const string FileName = "training_tokens.json";
+
+    private readonly HashSet<int> seen;
+
+    private TrainingVocabulary(string description, HashSet<int> seen)
+    {
+        Description = description;
+        this.seen = seen;
+    }
+
+    /// <summary>The file's own words about the text it lists (which corpus, which encoding).</summary>
+    public string Description { get; }
+
+    /// <summary>How many distinct token ids the training text holds.</summary>
+    public int Count => seen.Count;
+
+    /// <summary>The model folder's training vocabulary, or null when it has no <see cref="FileName"/>.</summary>
+    public static TrainingVocabulary? LoadFrom(string modelFolder)
+    {
+        string path = Path.Combine(modelFolder, FileName);
+        if (!File.Exists(path)) return null;
+        using var json = JsonDocument.Parse(File.ReadAllBytes(path));
+        var root = json.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("seen_token_ids", out var ids) || ids.ValueKind != JsonValueKind.Array)
+            throw new InvalidDataException($"{path} has no seen_token_ids array");
+        var seen = new HashSet<int>();
+        foreach (var id in ids.EnumerateArray())
+        {
+            if (id.ValueKind != JsonValueKind.Number || !id.TryGetInt32(out int value) || value < 0)
+                throw new InvalidDataException($"{path}: seen_token_ids holds {id.GetRawText()}, not a token id");
+            seen.Add(value);
+        }
+        string description = root.TryGetProperty("description", out var text) && text.ValueKind == JsonValueKind.String ? text.GetString()! : "";
+        return new TrainingVocabulary(description, seen);
+    }
+
+    public bool Saw(int tokenId) => seen.Contains(tokenId);
+
+    /// <summary>What in <paramref name="tokens"/> (a prompt's ids, BOS included) the model never saw in training.</summary>
+    public UnseenTokens Find(IReadOnlyList<int> tokens, Func<int, string> decodeToken, string modelName)
+    {
+        var positions = Enumerable.Range(0, tokens.Count).Where(p => !Saw(tokens[p])).ToList();
+        return positions.Count == 0 ? UnseenTokens.None : new UnseenTokens(positions, UnseenTokens.Warn(tokens, positions, decodeToken, modelName));
+    }
+}
+
+/// <summary>
+/// The prompt positions whose token the model never saw in training, and the warnings that say
+/// so in words: one per distinct token, in order of first appearance, its positions grouped.
+/// </summary>
+public sealed record UnseenTokens(IReadOnlyList<int> Positions, IReadOnlyList<string> Warnings)
+{
+    /// <summary>Distinct tokens named one by one; the rest are counted in a last warning.</summary>
+    public const int NamedTokens = 20;
+
+    /// <summary>Positions listed for one token; the rest are counted.</summary>
+    public const int ListedPositions = 5;
+
+    public static UnseenTokens None { get; } = new([], []);
+
+    public bool Any => Positions.Count > 0;
+
+    /// <summary>
+    /// E.g. <c>' cat' (position 2) never occurred in graphfunctions/demo's training text: the model's
+    /// predictions from there on are not meaningful</c>. Tokens are decoded alone and left
+    /// unescaped (a JSON writer escapes them; a page shows them as text).
+    /// </summary>
+    internal static IReadOnlyList<string> Warn(IReadOnlyList<int> tokens, IReadOnlyList<int> positions, Func<int, string> decodeToken, string modelName)
+    {
+        var byToken = positions.GroupBy(p => tokens[p]).ToList();   // GroupBy keeps first-appearance order
+        string unseen = $"never occurred in {modelName}'s training text";
+        var warnings = byToken.Take(NamedTokens)
+            .Select(g => $"'{decodeToken(g.Key)}' ({Where(g.ToList())}) {unseen}: the model's predictions from there on are not meaningful")
+            .ToList();
+        int rest = byToken.Count - NamedTokens;
+        if (rest > 0) warnings.Add($"and {rest} more {(rest == 1 ? "token" : "tokens")} that {unseen}");
+        return warnings;
+    }
+
+    private static string Where(IReadOnlyList<int> positions)
+    {
+        string Listed(IEnumerable<int> some) => string.Join(", ", some.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+        if (positions.Count == 1) return $"position {positions[0]}";
+        if (positions.Count <= ListedPositions) return $"positions {Listed(positions)}";
+        return $"positions {Listed(positions.Take(ListedPositions))} and {positions.Count - ListedPositions} more";
+    }
+}
