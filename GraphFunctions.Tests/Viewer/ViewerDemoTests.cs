@@ -35,7 +35,7 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
 
     private readonly LocalService service = fixture.Service;
 
-    /// <summary>GF.token of api.js: line breaks, tabs and spaces at either end made visible.</summary>
+    /// <summary>GF.token of api.js, which shows tokens and the warnings quoting them: line breaks, tabs and spaces at either end made visible.</summary>
     private static string Shown(string token)
     {
         string text = token.Replace("\r", "↵", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal).Replace("\t", "⇥", StringComparison.Ordinal);
@@ -65,10 +65,13 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var answer = await LocalService.JsonOf(response);
         var expectedUnseen = answer.RootElement.GetProperty("unseen_positions").EnumerateArray().Select(p => p.GetInt32()).ToArray();
-        var expectedWarnings = answer.RootElement.GetProperty("warnings").EnumerateArray().Select(w => w.GetString()).ToArray();
+        var expectedWarnings = answer.RootElement.GetProperty("warnings").EnumerateArray().Select(w => Shown(w.GetString()!)).ToArray();
         Assert.Equal(answer.RootElement.GetProperty("input_tokens").EnumerateArray().Select(t => Shown(t.GetString()!)), tokens);
         Assert.NotEmpty(expectedUnseen);
         Assert.Equal(expectedUnseen, unseen);
+        // The trailing line break is a token of its own, shown, and never seen in training (no corpus sentence has one).
+        Assert.Equal("⏎", tokens[^1]);
+        Assert.Contains(tokens.Length - 1, unseen);
         Assert.Equal(expectedWarnings, await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#preview-warnings li')].map(li => li.textContent)"));
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-jobs-unseen.png"));
 

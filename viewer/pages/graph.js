@@ -380,7 +380,7 @@ function showMetadata(graph) {
   ].filter(([, v]) => v !== undefined && v !== null && v !== '');
   document.getElementById('metadata-list').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
   // Tokens the model never saw in training (the demo model's metadata.warnings): said first, not hidden in the list.
-  document.getElementById('metadata-warnings').replaceChildren(...(m.warnings ?? []).map(warning => el('li', {}, warning)));
+  document.getElementById('metadata-warnings').replaceChildren(...(m.warnings ?? []).map(warning => el('li', {}, token(warning))));
   document.getElementById('graph-title').textContent = `${m.slug} · ${m.scan}`;
   document.title = `GraphFunctions · ${m.slug}`;
 }

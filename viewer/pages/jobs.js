@@ -98,7 +98,8 @@ function showPreview(answer, limit) {
     }, token(text))));
   document.getElementById('preview-next').replaceChildren(...(answer?.salient_logits ?? []).map(logit =>
     el('li', {}, el('span', { class: 'token' }, token(logit.token)), el('span', { class: 'prob' }, num(logit.probability)))));
-  document.getElementById('preview-warnings').replaceChildren(...(answer?.warnings ?? []).map(warning => el('li', {}, warning)));
+  // A warning quotes its token as decoded: a line break or tab in it is made visible too.
+  document.getElementById('preview-warnings').replaceChildren(...(answer?.warnings ?? []).map(warning => el('li', {}, token(warning))));
   const message = document.getElementById('preview-message');
   message.className = 'message';
   message.textContent = '';
