@@ -2,6 +2,7 @@ namespace Attribution.Demo;
 
 using System.Diagnostics;
 using Attribution.Checkpoints;
+using Attribution.Loading;
 using Attribution.Models;
 using Attribution.Synthetic;
 using Attribution.Tokenization;
@@ -54,7 +55,7 @@ public static class DemoModelTrainer
 
         using var tokenizer = TextTokenizer.FromModelDirectory(folder);
         var sentences = DemoCorpus.Training().Select(e => (e.Task, Ids: tokenizer.EncodePrompt(e.Text))).ToList();
-        WriteTrainingTokens(folder, sentences.SelectMany(s => s.Ids), modelName);
+        TrainingVocabulary.Write(folder, sentences.SelectMany(s => s.Ids), $"The token ids of {modelName}'s training sentences; the model never saw any other token.");
         var byTask = sentences.GroupBy(s => s.Task).Select(g => g.Select(s => s.Ids).ToArray()).ToArray();
 
         manual_seed((long)training.Seed);
@@ -92,14 +93,6 @@ public static class DemoModelTrainer
                 new SortedDictionary<string, Tensor>(parameters.ToDictionary(p => p.Key, p => p.Value.detach().clone()), StringComparer.Ordinal),
                 new Dictionary<string, string> { ["format"] = "pt" });
     }
-
-    /// <summary>training_tokens.json: the ids the model was trained on; the service warns about any other.</summary>
-    private static void WriteTrainingTokens(string folder, IEnumerable<int> ids, string modelName) =>
-        File.WriteAllText(Path.Combine(folder, "training_tokens.json"), System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["description"] = $"The token ids of {modelName}'s training sentences; the model never saw any other token.",
-            ["seen_token_ids"] = ids.Distinct().Order().ToArray(),
-        }));
 
     /// <summary>Greedy accuracy of the model on the given examples, per task.</summary>
     public static IReadOnlyList<TaskAccuracy> Evaluate(DecoderModel model, TextTokenizer tokenizer, IEnumerable<DemoExample> examples)

@@ -50,6 +50,19 @@ public sealed class TrainingVocabulary
 
     public bool Saw(int tokenId) => seen.Contains(tokenId);
 
+    /// <summary>Writes <see cref="FileName"/> into a model folder: the distinct ids of its training text, ascending.</summary>
+    public static void Write(string modelFolder, IEnumerable<int> trainingTokens, string description)
+    {
+        using var file = File.Create(Path.Combine(modelFolder, FileName));
+        using var json = new Utf8JsonWriter(file, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        json.WriteStartObject();
+        json.WriteString("description", description);
+        json.WriteStartArray("seen_token_ids");
+        foreach (int id in trainingTokens.Distinct().Order()) json.WriteNumberValue(id);
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+
     /// <summary>What in <paramref name="tokens"/> (a prompt's ids, BOS included) the model never saw in training.</summary>
     public UnseenTokens Find(IReadOnlyList<int> tokens, Func<int, string> decodeToken, string modelName)
     {

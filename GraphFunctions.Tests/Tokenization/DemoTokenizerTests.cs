@@ -95,6 +95,18 @@ public sealed class DemoTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void The_shipped_training_vocabulary_is_exactly_the_tokens_of_the_training_sentences()
+    {
+        var vocabulary = TrainingVocabulary.LoadFrom(Path.Combine(BundledModel.Folder, DemoBuild.ModelFolder));
+        var trained = DemoCorpus.Training().SelectMany(e => tokenizer.EncodePrompt(e.Text)).ToHashSet();
+
+        Assert.NotNull(vocabulary);
+        Assert.Equal(trained.Count, vocabulary.Count);
+        Assert.All(trained, id => Assert.True(vocabulary.Saw(id), $"token {id} '{tokenizer.DecodeToken(id)}' is missing"));
+        Assert.False(vocabulary.Saw(tokenizer.Encode("\n").Single()));
+    }
+
+    [Fact]
     public void The_shipped_tokenizer_is_the_one_learned_from_the_corpus()
     {
         using var folder = new TempFolder("demo-tokenizer");
