@@ -64,7 +64,7 @@ public static class LocalModelName
     }
 }
 
-/// <summary>Neuronpedia's model ids for the seed's models (docs/graph-format.md); other models use their repo name.</summary>
+/// <summary>Neuronpedia's model ids for the Neuronpedia graph server's models (docs/graph-format.md); other models use their repo name.</summary>
 public static class NeuronpediaIds
 {
     public static string ScanFor(string modelId) => modelId switch

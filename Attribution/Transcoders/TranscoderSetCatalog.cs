@@ -7,7 +7,7 @@ using Attribution.Models;
 public sealed record TranscoderSetEntry(string Name, IReadOnlyList<string> SourceUrls, TranscoderSetConfig? BuiltIn, string? HubRepo);
 
 /// <summary>
-/// Resolves the names the seed's server accepts (docs/algorithm.md §8) — `gemma` (GemmaScope per-layer
+/// Resolves the names the Neuronpedia graph server accepts (docs/algorithm.md §8) — `gemma` (GemmaScope per-layer
 /// transcoders), `mwhanna/qwen3-4b-transcoders`, `mntss/clt-gemma-2-2b-2.5M` — plus any local
 /// config.yaml (or folder holding one) and any hub repo with a config.yaml at its root.
 /// </summary>

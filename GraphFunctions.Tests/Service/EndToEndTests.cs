@@ -12,7 +12,7 @@ using GraphFunctions.Tests.Support;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 
-/// <summary>The local host over real HTTP on 127.0.0.1: the seed's requests, the Durable routes and every delivery target.</summary>
+/// <summary>The local host over real HTTP on 127.0.0.1: the Neuronpedia graph server's requests, the Durable routes and every delivery target.</summary>
 [Collection(UsesLocalService.Name)]
 public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<LocalServiceFixture>
 {

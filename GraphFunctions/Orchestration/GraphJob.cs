@@ -65,7 +65,7 @@ public sealed record AssembleInput(string JobId, IReadOnlyList<string> Blocks);
 /// <summary>The finished graph in the workspace, with what a caller may want to know about it.</summary>
 public sealed record GraphOutput(string GraphKey, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, double ReplacementScore, double CompletenessScore);
 
-/// <summary>The upload's outcome, worded as the seed's responses.</summary>
+/// <summary>The upload's outcome, worded as the Neuronpedia graph server's responses.</summary>
 public sealed record DeliveryOutcome(bool Success, string Message, string? Location);
 
 public sealed record GraphJobResult(GraphOutput Graph, DeliveryOutcome? Delivery);

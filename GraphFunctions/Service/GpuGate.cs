@@ -2,7 +2,7 @@ namespace GraphFunctions.Service;
 
 /// <summary>
 /// One model computation at a time on this worker's accelerator: steering and forward passes
-/// wait a bounded time (then the caller answers 503 "Server busy", like the seed); graph
+/// wait a bounded time (then the caller answers 503 "Server busy", like the Neuronpedia graph server); graph
 /// activities wait their turn.
 /// </summary>
 public sealed class GpuGate : IDisposable

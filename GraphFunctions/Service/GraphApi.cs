@@ -216,7 +216,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         }
     }
 
-    /// <summary>The seed's response: the graph itself, or the upload's success/error message.</summary>
+    /// <summary>The Neuronpedia graph server's response: the graph itself, or the upload's success/error message.</summary>
     private async Task<IResult> ResultOfAsync(OrchestrationMetadata instance, CancellationToken cancellation)
     {
         switch (instance.RuntimeStatus)

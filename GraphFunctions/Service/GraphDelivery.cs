@@ -4,7 +4,7 @@ using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
 using Microsoft.Extensions.Logging;
 
-/// <summary>Delivers a finished graph from the workspace to S3 (presigned PUT) or Azure Blob, worded as the seed answers.</summary>
+/// <summary>Delivers a finished graph from the workspace to S3 (presigned PUT) or Azure Blob, worded as the Neuronpedia graph server answers.</summary>
 /// <param name="deadline">The most one delivery may take (UPLOAD_TIMEOUT_SECONDS).</param>
 public sealed class GraphDelivery(IWorkspaceStore workspace, S3PresignedUploader s3, BlobGraphDelivery? blobs, ILogger<GraphDelivery> log, TimeSpan deadline)
 {

@@ -12,7 +12,7 @@ public sealed class SecretCheck(string? secret)
     /// <summary>Null when the request may pass; otherwise the 400 (missing) or 403 (wrong) answer.</summary>
     public IResult? Refusal(HttpRequest request)
     {
-        if (string.IsNullOrEmpty(secret)) return null;   // no secret configured: open, as the seed without SECRET
+        if (string.IsNullOrEmpty(secret)) return null;   // no secret configured: open, as the Neuronpedia graph server without SECRET
         if (!request.Headers.TryGetValue(Header, out var values) || values.Count == 0 || string.IsNullOrEmpty(values[0]))
             return ApiResults.Error(StatusCodes.Status400BadRequest, $"{Header} header missing");
         return Matches(values[0]!) ? null : ApiResults.Error(StatusCodes.Status403Forbidden, $"{Header} header is wrong");
