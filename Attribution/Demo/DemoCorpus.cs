@@ -79,7 +79,10 @@ public static class DemoCorpus
 
     public const int MaxNumber = 20;
 
-    /// <summary>The README tour's prompts (docs/demo.md): graphs and steering are shown on these.</summary>
+    /// <summary>
+    /// Prompts the README tour and the viewer's example chips start from (docs/demo.md); the transcoders
+    /// always train on them, so they show in-distribution circuits. Changing them changes the transcoders' split.
+    /// </summary>
     public static readonly string[] TourPrompts =
     [
         "The capital of France is", "La capitale de la France est", "3 + 4 =", "Mary and John went out . John gave it to",
