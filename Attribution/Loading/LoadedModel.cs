@@ -51,7 +51,7 @@ public sealed class LoadedModel : IDisposable
     public int[] Tokenize(string prompt) => Tokenizer.EncodePrompt(prompt);
 
     /// <summary>The prompt tokens (BOS included) this model never saw in training, with the warnings the API answers.</summary>
-    public UnseenTokens UnseenIn(IReadOnlyList<int> tokens) => Training?.Find(tokens, Tokenizer.DecodeToken, ModelId) ?? UnseenTokens.None;
+    public UnseenTokens UnseenIn(IReadOnlyList<int> tokens) => Training?.Find(tokens, ids => Tokenizer.Decode(ids), ModelId) ?? UnseenTokens.None;
 
     /// <summary>
     /// Loads what the settings name: a local folder, the hub (by model id, through the HF cache),

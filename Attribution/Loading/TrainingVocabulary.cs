@@ -64,51 +64,69 @@ public sealed class TrainingVocabulary
     }
 
     /// <summary>What in <paramref name="tokens"/> (a prompt's ids, BOS included) the model never saw in training.</summary>
-    public UnseenTokens Find(IReadOnlyList<int> tokens, Func<int, string> decodeToken, string modelName)
+    /// <param name="decode">The tokenizer's decoding of a sequence of ids.</param>
+    public UnseenTokens Find(IReadOnlyList<int> tokens, Func<IReadOnlyList<int>, string> decode, string modelName)
     {
         var positions = Enumerable.Range(0, tokens.Count).Where(p => !Saw(tokens[p])).ToList();
-        return positions.Count == 0 ? UnseenTokens.None : new UnseenTokens(positions, UnseenTokens.Warn(tokens, positions, decodeToken, modelName));
+        return positions.Count == 0 ? UnseenTokens.None : new UnseenTokens(positions, UnseenTokens.Warn(tokens, positions, decode, modelName));
     }
 }
 
 /// <summary>
 /// The prompt positions whose token the model never saw in training, and the warnings that say
-/// so in words: one per distinct token, in order of first appearance, its positions grouped.
+/// so in words: one per stretch of adjacent unseen tokens (a word the model never saw usually
+/// comes in several pieces), decoded whole; the same text in several places is one warning that
+/// names each place.
 /// </summary>
 public sealed record UnseenTokens(IReadOnlyList<int> Positions, IReadOnlyList<string> Warnings)
 {
-    /// <summary>Distinct tokens named one by one; the rest are counted in a last warning.</summary>
-    public const int NamedTokens = 20;
+    /// <summary>Distinct texts named one by one; the rest are counted in a last warning.</summary>
+    public const int NamedTexts = 20;
 
-    /// <summary>Positions listed for one token; the rest are counted.</summary>
-    public const int ListedPositions = 5;
+    /// <summary>Places listed for one text; the rest are counted.</summary>
+    public const int ListedPlaces = 5;
 
     public static UnseenTokens None { get; } = new([], []);
 
     public bool Any => Positions.Count > 0;
 
     /// <summary>
-    /// E.g. <c>' cat' (position 2) never occurred in graphfunctions/demo's training text: the model's
-    /// predictions from there on are not meaningful</c>. Tokens are decoded alone and left
-    /// unescaped (a JSON writer escapes them; a page shows them as text).
+    /// E.g. <c>' cat sat' (positions 2–5) never occurred in graphfunctions/demo's training text: the
+    /// model's predictions from there on are not meaningful</c>. Texts are left unescaped (a JSON
+    /// writer escapes them; a page shows them as text).
     /// </summary>
-    internal static IReadOnlyList<string> Warn(IReadOnlyList<int> tokens, IReadOnlyList<int> positions, Func<int, string> decodeToken, string modelName)
+    internal static IReadOnlyList<string> Warn(IReadOnlyList<int> tokens, IReadOnlyList<int> positions, Func<IReadOnlyList<int>, string> decode, string modelName)
     {
-        var byToken = positions.GroupBy(p => tokens[p]).ToList();   // GroupBy keeps first-appearance order
+        var stretches = Stretches(positions);
+        var byText = stretches.GroupBy(s => decode([.. tokens.Skip(s.First).Take(s.Last - s.First + 1)]), StringComparer.Ordinal).ToList();   // GroupBy keeps first-appearance order
         string unseen = $"never occurred in {modelName}'s training text";
-        var warnings = byToken.Take(NamedTokens)
-            .Select(g => $"'{decodeToken(g.Key)}' ({Where(g.ToList())}) {unseen}: the model's predictions from there on are not meaningful")
+        var warnings = byText.Take(NamedTexts)
+            .Select(g => $"'{g.Key}' ({Where(g.ToList())}) {unseen}: the model's predictions from there on are not meaningful")
             .ToList();
-        int rest = byToken.Count - NamedTokens;
-        if (rest > 0) warnings.Add($"and {rest} more {(rest == 1 ? "token" : "tokens")} that {unseen}");
+        int rest = byText.Count - NamedTexts;
+        if (rest > 0) warnings.Add($"and {rest} more {(rest == 1 ? "stretch" : "stretches")} of tokens that {unseen}");
         return warnings;
     }
 
-    private static string Where(IReadOnlyList<int> positions)
+    /// <summary>Runs of consecutive positions, as (first, last).</summary>
+    private static List<(int First, int Last)> Stretches(IReadOnlyList<int> positions)
     {
-        string Listed(IEnumerable<int> some) => string.Join(", ", some.Select(p => p.ToString(CultureInfo.InvariantCulture)));
-        if (positions.Count == 1) return $"position {positions[0]}";
-        if (positions.Count <= ListedPositions) return $"positions {Listed(positions)}";
-        return $"positions {Listed(positions.Take(ListedPositions))} and {positions.Count - ListedPositions} more";
+        var stretches = new List<(int First, int Last)>();
+        foreach (int p in positions)
+        {
+            if (stretches.Count > 0 && stretches[^1].Last == p - 1) stretches[^1] = (stretches[^1].First, p);
+            else stretches.Add((p, p));
+        }
+        return stretches;
+    }
+
+    private static string Where(IReadOnlyList<(int First, int Last)> places)
+    {
+        static string Place((int First, int Last) s) => s.First == s.Last
+            ? s.First.ToString(CultureInfo.InvariantCulture)
+            : string.Create(CultureInfo.InvariantCulture, $"{s.First}–{s.Last}");
+        string listed = string.Join(", ", places.Take(ListedPlaces).Select(Place));
+        string noun = places.Count == 1 && places[0].First == places[0].Last ? "position" : "positions";
+        return places.Count <= ListedPlaces ? $"{noun} {listed}" : $"{noun} {listed} and {places.Count - ListedPlaces} more";
     }
 }

@@ -33,14 +33,8 @@ public sealed class TrainingVocabularyTests
         var unseen = model.UnseenIn(tokens);
         Assert.Equal([2, 3, 4, 6, 7, 8, 9, 10], unseen.Positions);
         const string Meaning = "never occurred in test/toy's training text: the model's predictions from there on are not meaningful";
-        Assert.Equal(
-        [
-            $"' c' (positions 2, 7) {Meaning}",
-            $"'a' (positions 3, 8) {Meaning}",
-            $"'t' (positions 4, 9) {Meaning}",
-            $"' a' (position 6) {Meaning}",
-            $"'\n' (position 10) {Meaning}",
-        ], unseen.Warnings);
+        // One warning per stretch of adjacent unseen tokens, its text decoded whole.
+        Assert.Equal([$"' cat' (positions 2–4) {Meaning}", $"' a cat\n' (positions 6–10) {Meaning}"], unseen.Warnings);
 
         Assert.False(model.UnseenIn(model.Tokenize("The is")).Any);
         Assert.Empty(model.UnseenIn(model.Tokenize("The is")).Warnings);
@@ -61,26 +55,28 @@ public sealed class TrainingVocabularyTests
     }
 
     [Fact]
-    public void Warnings_name_twenty_tokens_and_five_positions_each_then_count_the_rest()
+    public void Warnings_name_twenty_texts_and_five_places_each_then_count_the_rest()
     {
         using var folder = new TempFolder();
         WriteTrainingTokens(folder.Path, [0]);
         var vocabulary = TrainingVocabulary.LoadFrom(folder.Path)!;
         Assert.Equal("hand-written for a test", vocabulary.Description);
+        static string Decode(IReadOnlyList<int> ids) => string.Concat(ids.Select(id => $"t{id}"));
 
-        // Token 1 at seven positions, then 24 other distinct unseen tokens (100 … 123), token 0 seen.
-        int[] tokens = [0, 1, 1, 1, 0, 1, 1, 1, 1, .. Enumerable.Range(100, 24)];
-        var unseen = vocabulary.Find(tokens, id => $"t{id}", "m");
+        // Token 0 is seen and separates the stretches: "t1" in seven places, "t1t2" once, then 24 other texts (t100 … t123).
+        int[] tokens = [.. Enumerable.Repeat<int[]>([0, 1], 7).SelectMany(pair => pair), 0, 1, 2, .. Enumerable.Range(100, 24).SelectMany(id => new[] { 0, id })];
+        var unseen = vocabulary.Find(tokens, Decode, "m");
 
-        Assert.Equal(tokens.Length - 2, unseen.Positions.Count);
-        Assert.Equal(UnseenTokens.NamedTokens + 1, unseen.Warnings.Count);
-        Assert.StartsWith("'t1' (positions 1, 2, 3, 5, 6 and 2 more) never occurred in m's training text", unseen.Warnings[0], StringComparison.Ordinal);
-        Assert.StartsWith("'t100' (position 9) ", unseen.Warnings[1], StringComparison.Ordinal);
-        Assert.StartsWith("'t118' (position 27) ", unseen.Warnings[^2], StringComparison.Ordinal);
-        Assert.Equal("and 5 more tokens that never occurred in m's training text", unseen.Warnings[^1]);
+        Assert.Equal(tokens.Count(id => id != 0), unseen.Positions.Count);
+        Assert.Equal(UnseenTokens.NamedTexts + 1, unseen.Warnings.Count);
+        Assert.StartsWith("'t1' (positions 1, 3, 5, 7, 9 and 2 more) never occurred in m's training text", unseen.Warnings[0], StringComparison.Ordinal);
+        Assert.StartsWith("'t1t2' (positions 15–16) ", unseen.Warnings[1], StringComparison.Ordinal);
+        Assert.StartsWith("'t100' (position 18) ", unseen.Warnings[2], StringComparison.Ordinal);
+        Assert.StartsWith("'t117' (position 52) ", unseen.Warnings[^2], StringComparison.Ordinal);
+        Assert.Equal("and 6 more stretches of tokens that never occurred in m's training text", unseen.Warnings[^1]);
 
-        Assert.Equal("and 1 more token that never occurred in m's training text",
-            vocabulary.Find([.. Enumerable.Range(1, UnseenTokens.NamedTokens + 1)], id => $"t{id}", "m").Warnings[^1]);
+        int[] justOneMore = [.. Enumerable.Range(1, UnseenTokens.NamedTexts + 1).SelectMany(id => new[] { 0, id })];
+        Assert.Equal("and 1 more stretch of tokens that never occurred in m's training text", vocabulary.Find(justOneMore, Decode, "m").Warnings[^1]);
     }
 
     [Theory]

@@ -57,13 +57,19 @@ public sealed class UnseenTokenWarningsTests(UnseenTokenWarningsTests.Fixture fi
         Assert.NotEmpty(positions);
         Assert.DoesNotContain(0, positions);   // the BOS begins every training sentence
         Assert.All(positions, p => Assert.InRange(p, 1, tokens.Count - 1));
-        // One warning per distinct unseen token, in order of first appearance, naming its positions (none here has more than five).
-        var byToken = positions.GroupBy(p => tokens[p]).ToList();
-        Assert.Equal(byToken.Count, warnings.Length);
-        for (int i = 0; i < byToken.Count; i++)
+        // One warning per stretch of adjacent unseen tokens, its text whole (the prompt is ASCII, so tokens concatenate to it).
+        var stretches = new List<List<int>>();
+        foreach (int p in positions)
         {
-            string where = byToken[i].Count() == 1 ? $"position {byToken[i].Single()}" : $"positions {string.Join(", ", byToken[i])}";
-            Assert.StartsWith($"'{byToken[i].Key}' ({where}) never occurred in {BundledModel.Id}'s training text: ", warnings[i], StringComparison.Ordinal);
+            if (stretches.Count > 0 && stretches[^1][^1] == p - 1) stretches[^1].Add(p);
+            else stretches.Add([p]);
+        }
+        Assert.Equal(stretches.Count, warnings.Length);
+        for (int i = 0; i < stretches.Count; i++)
+        {
+            var s = stretches[i];
+            string where = s.Count == 1 ? $"position {s[0]}" : $"positions {s[0]}–{s[^1]}";
+            Assert.StartsWith($"'{string.Concat(s.Select(p => tokens[p]))}' ({where}) never occurred in {BundledModel.Id}'s training text: ", warnings[i], StringComparison.Ordinal);
         }
     }
 
