@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-test-data.sh
 scripts/install-viewer.sh
-scripts/install-browser.sh
-scripts/install-tour-tools.sh
+scripts/install-debian-tools.sh chromium curl jq   # the browser tests and the README tour
 
 scripts/test-services.sh start
 trap 'scripts/test-services.sh stop' EXIT

@@ -142,7 +142,7 @@ public sealed partial class ReadmeTourTests(ReadmeTourTests.Fixture fixture, ITe
             throw new TimeoutException($"still running after 5 minutes: {commandLine}");
         }
         string error = await stderr;
-        if (process.ExitCode == 127) error += "\n(curl and jq must be on PATH: scripts/install-tour-tools.sh installs them, and scripts/test.sh runs it)";
+        if (process.ExitCode == 127) error += "\n(curl and jq must be on PATH: scripts/install-debian-tools.sh curl jq installs them, and scripts/test.sh runs it)";
         return new Run(process.ExitCode, await stdout, error);
     }
 }

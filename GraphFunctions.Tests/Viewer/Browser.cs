@@ -4,7 +4,7 @@ using GraphFunctions.Tests.Infra;
 using PuppeteerSharp;
 
 /// <summary>
-/// Debian's chromium, headless, driven by PuppeteerSharp (scripts/install-browser.sh installs it
+/// Debian's chromium, headless, driven by PuppeteerSharp (scripts/install-debian-tools.sh installs it
 /// where missing; browser downloads do not work here). One browser per test class.
 /// </summary>
 public sealed class Browser : IAsyncDisposable
@@ -25,7 +25,7 @@ public sealed class Browser : IAsyncDisposable
     {
         string executable = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
             .Select(dir => Path.Combine(dir, "chromium")).FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException("chromium is not on PATH: run scripts/install-browser.sh (scripts/test.sh does)");
+            ?? throw new InvalidOperationException("chromium is not on PATH: run scripts/install-debian-tools.sh chromium (scripts/test.sh does)");
         var browser = await Puppeteer.LaunchAsync(new LaunchOptions
         {
             ExecutablePath = executable,

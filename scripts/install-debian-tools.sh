@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the named Debian packages whose command of the same name is missing (usage:
+# install-debian-tools.sh chromium curl jq). The tests drive system programs: browser downloads by
+# Puppeteer do not work offline, and the README tour's curl and jq lines run as written.
+set -euo pipefail
+
+missing=()
+for tool in "$@"; do
+  command -v "$tool" > /dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get > /dev/null; then
+  echo "install-debian-tools: ${missing[*]} missing and this is not a Debian-like system; install them and put them on PATH" >&2
+  exit 1
+fi
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+echo "install-debian-tools: installing Debian's ${missing[*]} (apt-get)" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" > /dev/null 2>&1; then
+  "${as_root[@]}" apt-get update -q > /dev/null
+  "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" > /dev/null
+fi
+for tool in "${missing[@]}"; do
+  command -v "$tool" > /dev/null || { echo "install-debian-tools: apt-get finished but $tool is not on PATH" >&2; exit 1; }
+done
