@@ -75,7 +75,7 @@ public static class LocalHostApp
         var bound = new UriBuilder(url);
         if (bound.Host is "0.0.0.0" or "[::]" or "::") bound.Host = "127.0.0.1";
         string open = bound.Uri.GetLeftPart(UriPartial.Authority);
-        return $"{ReadyAnnouncement}{open}/ (graph viewer; API docs: {open}/docs)";
+        return $"{ReadyAnnouncement}{open}{Routes.PathOf(Routes.ViewerJobs)} (graph viewer; API docs: {open}{Routes.PathOf(Routes.Docs)})";
     }
 
     /// <summary>The orchestrator and every activity under their class names, as the Functions app names them.</summary>
@@ -90,23 +90,25 @@ public static class LocalHostApp
     public static void MapRoutes(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapPost("/generate-graph", (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.GenerateGraphAsync(r, c, t));
-        app.MapGet("/jobs", (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ListAsync(r, c, t));
-        app.MapGet("/jobs/{id}", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.StatusAsync(r, c, id, t));
-        app.MapGet("/jobs/{id}/result", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ResultAsync(r, c, id, t));
-        app.MapPost("/jobs/{id}/terminate", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.TerminateAsync(r, c, id, t));
-        app.MapDelete("/jobs/{id}", (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.PurgeAsync(r, c, id, t));
-        app.MapPost("/jobs/{id}/raiseEvent/{eventName}", (HttpRequest r, string id, string eventName, DurableTaskClient c, GraphApi api, CancellationToken t) => api.RaiseEventAsync(r, c, id, eventName, t));
-        app.MapPost("/steer", (HttpRequest r, ModelApi api, CancellationToken t) => api.SteerAsync(r, t));
-        app.MapPost("/forward-pass", (HttpRequest r, ModelApi api, CancellationToken t) => api.ForwardPassAsync(r, t));
-        app.MapPost("/parse-chat-prompt", (HttpRequest r, ModelApi api, CancellationToken t) => api.ParseChatPromptAsync(r, t));
-        app.MapGet("/check-busy", (ModelApi api) => api.CheckBusy());
-        app.MapGet("/openapi.json", () => DocsApi.OpenApi());
-        app.MapGet("/docs", () => DocsApi.Docs());
-        app.MapGet("/", (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.JobsPage));
-        app.MapGet("/graphs/{slug}", (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.GraphPage));
-        app.MapGet("/viewer/settings", (HttpRequest r, ViewerApi viewer) => viewer.Settings(r));
-        app.MapGet("/viewer/{file}", (HttpRequest r, string file, ViewerApi viewer) => viewer.Asset(r, file));
+        app.MapPost(Routes.PathOf(Routes.GenerateGraph), (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.GenerateGraphAsync(r, c, t));
+        app.MapGet(Routes.PathOf(Routes.Jobs), (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ListAsync(r, c, t));
+        app.MapGet(Routes.PathOf(Routes.Job), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.StatusAsync(r, c, id, t));
+        app.MapGet(Routes.PathOf(Routes.JobResult), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ResultAsync(r, c, id, t));
+        app.MapPost(Routes.PathOf(Routes.JobTerminate), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.TerminateAsync(r, c, id, t));
+        app.MapDelete(Routes.PathOf(Routes.Job), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.PurgeAsync(r, c, id, t));
+        app.MapPost(Routes.PathOf(Routes.JobEvent), (HttpRequest r, string id, string eventName, DurableTaskClient c, GraphApi api, CancellationToken t) => api.RaiseEventAsync(r, c, id, eventName, t));
+        app.MapPost(Routes.PathOf(Routes.Steer), (HttpRequest r, ModelApi api, CancellationToken t) => api.SteerAsync(r, t));
+        app.MapPost(Routes.PathOf(Routes.ForwardPass), (HttpRequest r, ModelApi api, CancellationToken t) => api.ForwardPassAsync(r, t));
+        app.MapPost(Routes.PathOf(Routes.ParseChatPrompt), (HttpRequest r, ModelApi api, CancellationToken t) => api.ParseChatPromptAsync(r, t));
+        app.MapGet(Routes.PathOf(Routes.CheckBusy), (ModelApi api) => api.CheckBusy());
+        app.MapGet(Routes.PathOf(Routes.OpenApi), () => DocsApi.OpenApi());
+        app.MapGet(Routes.PathOf(Routes.Docs), () => DocsApi.Docs());
+        app.MapGet(Routes.PathOf(Routes.ViewerJobs), (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.JobsPage));
+        app.MapGet(Routes.PathOf(Routes.ViewerGraph), (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.GraphPage));
+        app.MapGet(Routes.PathOf(Routes.ViewerSettings), (HttpRequest r, ViewerApi viewer) => viewer.Settings(r));
+        app.MapGet(Routes.PathOf(Routes.ViewerAsset), (HttpRequest r, string file, ViewerApi viewer) => viewer.Asset(r, file));
+        // Locally "/" is free (in Azure the Functions host answers it), so it leads to the jobs page.
+        app.MapGet("/", () => Results.Redirect(Routes.PathOf(Routes.ViewerJobs)));
     }
 
     /// <summary>A loopback port free right now (the sidecar's; tests use it for their own servers).</summary>

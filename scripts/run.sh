@@ -7,7 +7,7 @@
 # jobs' activities. Settings: local.settings.json if present, else local.settings.example.json,
 # then environment variables (e.g. MODEL_ID, MODEL_PATH, TRANSCODER_SET, SECRET,
 # DURABLE_STORAGE=in-memory). The host prints one line once it answers on its port,
-#   GraphFunctions local host ready: open http://127.0.0.1:5004/ (graph viewer; API docs: http://127.0.0.1:5004/docs)
+#   GraphFunctions local host ready: open http://127.0.0.1:5004/viewer (graph viewer; API docs: http://127.0.0.1:5004/docs)
 # (a worker: "GraphFunctions worker ready: ..."). Stop with Ctrl+C.
 set -euo pipefail
 cd "$(dirname "$0")/.."

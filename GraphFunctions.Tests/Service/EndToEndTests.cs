@@ -257,6 +257,7 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         var served = service.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()!.HttpMethods.Select(m => $"{m} /{e.RoutePattern.RawText!.TrimStart('/')}"))
             .ToHashSet();
+        served.Remove("GET /");   // the local host's redirect to the jobs page: the Functions host keeps "/" for itself
         Assert.Equal(served.Order(), described.Order());
 
         var page = await anonymous.GetStringAsync("/docs");

@@ -34,7 +34,7 @@ public sealed class ReadyLineTests : IDisposable
         bool answered = await answeredAtTheLine.Task.WaitAsync(TimeSpan.FromMinutes(1));
         Assert.True(answered, $"the ready line came before {address}/check-busy answered:\n{string.Join('\n', host.Lines)}");
         Assert.Equal(
-            [$"GraphFunctions local host ready: open {address}/ (graph viewer; API docs: {address}/docs)"],
+            [$"GraphFunctions local host ready: open {address}/viewer (graph viewer; API docs: {address}/docs)"],
             host.Lines.Where(l => l.Contains(LocalHostApp.ReadyAnnouncement, StringComparison.Ordinal)));
         using var docs = await probe.GetAsync(new Uri($"{address}/docs"));
         Assert.True(docs.IsSuccessStatusCode, $"{address}/docs: {(int)docs.StatusCode}");
@@ -52,8 +52,8 @@ public sealed class ReadyLineTests : IDisposable
     [Fact]
     public void A_wildcard_address_reads_as_loopback()
     {
-        Assert.Equal("GraphFunctions local host ready: open http://127.0.0.1:5004/ (graph viewer; API docs: http://127.0.0.1:5004/docs)", LocalHostApp.ReadyLine("http://0.0.0.0:5004"));
-        Assert.Equal("GraphFunctions local host ready: open http://127.0.0.1:8080/ (graph viewer; API docs: http://127.0.0.1:8080/docs)", LocalHostApp.ReadyLine("http://[::]:8080"));
+        Assert.Equal("GraphFunctions local host ready: open http://127.0.0.1:5004/viewer (graph viewer; API docs: http://127.0.0.1:5004/docs)", LocalHostApp.ReadyLine("http://0.0.0.0:5004"));
+        Assert.Equal("GraphFunctions local host ready: open http://127.0.0.1:8080/viewer (graph viewer; API docs: http://127.0.0.1:8080/docs)", LocalHostApp.ReadyLine("http://[::]:8080"));
     }
 
     private static bool Answers(HttpClient probe, string address)

@@ -11,7 +11,7 @@ public static class JobsPage
     {
         var (page, errors) = await browser.NewPageAsync();
         await page.EvaluateExpressionOnNewDocumentAsync($"sessionStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
-        await page.GoToAsync(new Uri(service.Address, "/").ToString());
+        await page.GoToAsync(new Uri(service.Address, "/viewer").ToString());
         await page.WaitForSelectorAsync("#graph-form[data-ready=true]");
         return (page, errors);
     }

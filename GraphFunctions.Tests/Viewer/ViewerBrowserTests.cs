@@ -90,7 +90,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         await using var _ = page;
 
         // Jobs page: the secret, then the form.
-        await page.GoToAsync(Url("/"));
+        await page.GoToAsync(Url("/viewer"));
         await AnswerSecretAsync(page);
         await page.EvaluateExpressionAsync("document.querySelector('#prompt').value = 'The quick brown fox jumps over the lazy dog because'");
         await page.EvaluateExpressionAsync($"document.querySelector('#slug').value = '{Slug}'");
@@ -284,7 +284,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
     public async Task Pages_revalidate_and_versioned_scripts_are_cached_forever_with_their_content_types()
     {
         using var anonymous = service.Anonymous();   // the pages themselves carry no data: no secret needed
-        using var page = await anonymous.GetAsync("/");
+        using var page = await anonymous.GetAsync("/viewer");
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Equal("text/html", page.Content.Headers.ContentType!.MediaType);
         Assert.True(page.Headers.CacheControl!.NoCache);
@@ -302,18 +302,24 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         string html = await page.Content.ReadAsStringAsync();
         string version = System.Text.RegularExpressions.Regex.Match(html, @"jobs\.js\?v=([0-9a-f]+)").Groups[1].Value;
         Assert.NotEmpty(version);
-        using var script = await anonymous.GetAsync($"/viewer/jobs.js?v={version}");
+        using var script = await anonymous.GetAsync($"/viewer/assets/jobs.js?v={version}");
         Assert.Equal("text/javascript", script.Content.Headers.ContentType!.MediaType);
         Assert.True(script.Headers.CacheControl!.Public);
         Assert.Equal(TimeSpan.FromDays(365), script.Headers.CacheControl.MaxAge);
-        using var style = await anonymous.GetAsync("/viewer/viewer.css");
+        using var style = await anonymous.GetAsync("/viewer/assets/viewer.css");
         Assert.Equal("text/css", style.Content.Headers.ContentType!.MediaType);
         Assert.True(style.Headers.CacheControl!.NoCache);
-        using var d3 = await anonymous.GetAsync($"/viewer/{ViewerAssets.D3}?v={version}");
+        using var d3 = await anonymous.GetAsync($"/viewer/assets/{ViewerAssets.D3}?v={version}");
         Assert.Equal(HttpStatusCode.OK, d3.StatusCode);
         Assert.Contains("d3js.org", await d3.Content.ReadAsStringAsync());
 
-        using var unknown = await anonymous.GetAsync("/viewer/secrets.json");
+        // The local host's root leads to the jobs page (the Functions host keeps "/" for itself).
+        using var noRedirects = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = service.Address };
+        using var root = await noRedirects.GetAsync("/");
+        Assert.Equal(HttpStatusCode.Redirect, root.StatusCode);
+        Assert.Equal("/viewer", root.Headers.Location?.OriginalString);
+
+        using var unknown = await anonymous.GetAsync("/viewer/assets/secrets.json");
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Contains("secrets.json", await unknown.Content.ReadAsStringAsync());
     }

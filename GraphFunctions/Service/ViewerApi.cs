@@ -7,8 +7,8 @@ using GraphFunctions.Configuration;
 using Microsoft.AspNetCore.Http;
 
 /// <summary>
-/// The graph viewer (docs/viewer.md): GET / (jobs), GET /graphs/{slug} (one graph) and their
-/// scripts under /viewer/. The pages hold no data and no secret; their scripts call the API
+/// The graph viewer (docs/viewer.md): GET /viewer (jobs), GET /graphs/{slug} (one graph) and their
+/// scripts under /viewer/assets/. The pages hold no data and no secret; their scripts call the API
 /// with the x-secret-key header the user types in. They are served to loopback clients only,
 /// unless VIEWER_PUBLIC is true.
 /// </summary>
