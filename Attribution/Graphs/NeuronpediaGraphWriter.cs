@@ -180,13 +180,7 @@ public static class NeuronpediaGraphWriter
             json.WriteNumber("completeness_score", s.Completeness);
             json.WriteEndObject();
         }
-        // Absent without warnings, so real models' graphs keep the reference server's shape.
-        if (m.Warnings.Count > 0)
-        {
-            json.WriteStartArray("warnings");
-            foreach (var warning in m.Warnings) json.WriteStringValue(warning);
-            json.WriteEndArray();
-        }
+        json.WriteStringsIfAny("warnings", m.Warnings);
         json.WriteEndObject();
     }
 

@@ -22,12 +22,7 @@ public static class SteeringResponse
         json.WriteString("STEERED_GENERATION", Text(result.Steered, decodeToken));
         WriteLogits(json, "DEFAULT_LOGITS_BY_TOKEN", result.Default, decodeToken);
         WriteLogits(json, "STEERED_LOGITS_BY_TOKEN", result.Steered, decodeToken);
-        if (warnings is { Count: > 0 })
-        {
-            json.WriteStartArray("warnings");
-            foreach (var warning in warnings) json.WriteStringValue(warning);
-            json.WriteEndArray();
-        }
+        json.WriteStringsIfAny("warnings", warnings ?? []);
         json.WriteEndObject();
     }
 
