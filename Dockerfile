@@ -39,6 +39,8 @@ WORKDIR /src
 # Restore first, so the package layer is reused while only sources change.
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props .editorconfig ./
 COPY Attribution/Attribution.csproj Attribution/
+COPY Attribution.Serving/Attribution.Serving.csproj Attribution.Serving/
+COPY GraphFunctions.Service/GraphFunctions.Service.csproj GraphFunctions.Service/
 COPY GraphFunctions/GraphFunctions.csproj GraphFunctions/
 RUN dotnet restore GraphFunctions/GraphFunctions.csproj -p:TorchSharpFlavor=cuda
 COPY . .

@@ -8,7 +8,7 @@ using Attribution.Models;
 using Attribution.Pipeline;
 using Attribution.Synthetic;
 using GraphFunctions.LocalHost;
-using GraphFunctions.Service;
+using GraphFunctions.Workers;
 using Microsoft.DurableTask.Client;
 
 /// <summary>
@@ -38,7 +38,7 @@ internal static class OrchestrationBenchmark
             {
                 Architecture = ModelArchitecture.Gemma2, VocabSize = 4096, DModel = 256, DMlp = 1024, NLayers = 4, NHeads = 4, NKvHeads = 2, HeadDim = 64, Seed = 1, WeightStd = 0.05,
             });
-            File.Copy(Path.Combine(Path.GetDirectoryName(TinyRandomModel.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
+            File.Copy(Path.Combine(Path.GetDirectoryName(TinyRandomModelWriter.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
             TinyCheckpoints.WriteTranscoders(transcoders, model, new TinyTranscoderSpec { DTranscoder = 4096, TargetL0 = 8, Seed = 2 });
         }
 

@@ -1,14 +1,14 @@
 namespace Benchmarks;
 
+using Attribution;
+using Attribution.Requests;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
-using Attribution;
 using Attribution.Loading;
 using Attribution.Models;
 using Attribution.Pipeline;
-using Attribution.Requests;
 using Attribution.Synthetic;
 using Attribution.Tracing;
 using GraphFunctions.LocalHost;
@@ -198,7 +198,7 @@ internal static class ScaleBenchmark
         if (!File.Exists(Path.Combine(transcoders, "config.yaml")))
         {
             TinyCheckpoints.WriteModel(model, modelSpec);
-            File.Copy(Path.Combine(Path.GetDirectoryName(TinyRandomModel.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
+            File.Copy(Path.Combine(Path.GetDirectoryName(TinyRandomModelWriter.EnsureWritten().ModelFolder)!, "model", "tokenizer.json"), Path.Combine(model, "tokenizer.json"), overwrite: true);
             TinyCheckpoints.WriteTranscoders(transcoders, model, transcoderSpec);
         }
         return (model, Path.Combine(transcoders, "config.yaml"));
@@ -216,7 +216,7 @@ internal static class ScaleBenchmark
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await app.StartAsync();
-        await ((GraphFunctions.Service.ModelHost)app.Services.GetService(typeof(GraphFunctions.Service.ModelHost))!).GetAsync();
+        await ((GraphFunctions.Workers.ModelHost)app.Services.GetService(typeof(GraphFunctions.Workers.ModelHost))!).GetAsync();
         return new ServiceUnderTest(app, workspace);
     }
 

@@ -58,7 +58,7 @@ internal static class SteeringBenchmark
             ["WORKSPACE_PATH"] = Path.Combine(work, "workspace"),
         });
         await app.StartAsync();
-        await app.Services.GetRequiredServiceOf<GraphFunctions.Service.ModelHost>().GetAsync();
+        await app.Services.GetRequiredServiceOf<GraphFunctions.Workers.ModelHost>().GetAsync();
         using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
         http.DefaultRequestHeaders.Add("x-secret-key", "bench");
         const string body = """

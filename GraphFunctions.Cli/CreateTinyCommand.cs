@@ -3,7 +3,6 @@ namespace GraphFunctions.Cli;
 using System.CommandLine;
 using Attribution.Models;
 using Attribution.Synthetic;
-using Attribution.Tokenization;
 using Attribution.Transcoders;
 
 /// <summary>`create-tiny`: a seeded random model, tokenizer and transcoder set in the real on-disk formats.</summary>

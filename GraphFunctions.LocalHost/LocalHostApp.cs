@@ -1,6 +1,7 @@
 namespace GraphFunctions.LocalHost;
 
 using System.Text.Json;
+using GraphFunctions.Api;
 using GraphFunctions.Configuration;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Service;

@@ -1,10 +1,9 @@
 namespace Attribution.Graphs;
 
-using Attribution.Tracing;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The unpruned attribution graph. Nodes, in order (docs/algorithm.md §3): the selected features, the error
+/// The unpruned attribution graph. Nodes in the order of <see cref="Layout"/>: the selected features, the error
 /// nodes (layer-major), the token nodes, the logit nodes. <see cref="Adjacency"/>[target, source]
 /// is the direct effect of source on target; rows of errors and tokens are zero, as are the
 /// columns of logits.
@@ -21,6 +20,7 @@ public sealed class AttributionGraph : IDisposable
         LogitTokens = logitTokens;
         LogitProbabilities = logitProbabilities;
         Adjacency = adjacency;
+        Layout = new NodeLayout(selectedFeatures.Length, nLayers, inputTokens.Length, logitTokens.Length);
         if (adjacency.shape[0] != NodeCount || adjacency.shape[1] != NodeCount)
             throw new ArgumentException($"adjacency is [{adjacency.shape[0]}, {adjacency.shape[1]}], expected {NodeCount} nodes");
     }
@@ -44,15 +44,17 @@ public sealed class AttributionGraph : IDisposable
     /// <summary>[nodes, nodes], float32 on the CPU.</summary>
     public Tensor Adjacency { get; }
 
-    public int FeatureCount => SelectedFeatures.Length;
+    public NodeLayout Layout { get; }
 
-    public int ErrorStart => FeatureCount;
+    public int FeatureCount => Layout.FeatureCount;
 
-    public int TokenStart => FeatureCount + NLayers * NPos;
+    public int ErrorStart => Layout.ErrorStart;
 
-    public int LogitStart => TokenStart + NPos;
+    public int TokenStart => Layout.TokenStart;
 
-    public int NodeCount => LogitStart + LogitTokens.Length;
+    public int LogitStart => Layout.LogitStart;
+
+    public int NodeCount => Layout.NodeCount;
 
     public void Dispose() => Adjacency.Dispose();
 }

@@ -94,25 +94,7 @@ public static class NeuronpediaGraphWriter
     /// <summary>Cantor pairing of (layer, feature): one integer id per feature across layers.</summary>
     public static long CantorFeatureId(long layer, long feature) => (layer + feature) * (layer + feature + 1) / 2 + feature;
 
-    public static string NodeId(AttributionGraph graph, int node)
-    {
-        if (node < graph.ErrorStart)
-        {
-            long f = graph.SelectedFeatures[node];
-            return $"{graph.Active.Layers[f]}_{graph.Active.Indices[f]}_{graph.Active.Positions[f]}";
-        }
-        if (node < graph.TokenStart)
-        {
-            var (layer, pos) = Math.DivRem(node - graph.ErrorStart, graph.NPos);
-            return $"{layer}_-1_{pos}";   // feature -1: never a real index, so never a feature's id (circuit-tracer #78)
-        }
-        if (node < graph.LogitStart)
-        {
-            int pos = node - graph.TokenStart;
-            return $"E_{graph.InputTokens[pos]}_{pos}";
-        }
-        return $"{graph.NLayers + 1}_{graph.LogitTokens[node - graph.LogitStart]}_{graph.NPos - 1}";
-    }
+    public static string NodeId(AttributionGraph graph, int node) => Describe(graph, node, _ => "", Transcoders.FeatureLabels.None).Id;
 
     private static List<int> KeptNodes(AttributionGraph graph, PruneResult pruning) =>
         Enumerable.Range(0, graph.NodeCount).Where(i => pruning.NodeMask[i]).ToList();
@@ -197,76 +179,69 @@ public static class NeuronpediaGraphWriter
         json.WriteEndObject();
     }
 
+    /// <summary>A node's fields in the Neuronpedia graph (docs/graph-format.md).</summary>
+    private sealed record NodeFields(string Id, long Feature, string Layer, int CtxIdx, string FeatureType, string JsNodeId, string Clerp)
+    {
+        public float TokenProb { get; init; }
+        public bool IsTarget { get; init; }
+        public float? Activation { get; init; }
+        public bool HasInfluence { get; init; } = true;
+    }
+
+    /// <summary>The one place a node's kind decides its fields.</summary>
+    private static NodeFields Describe(AttributionGraph graph, int node, Func<long, string> decodeToken, Transcoders.FeatureLabels labels)
+    {
+        var place = graph.Layout.Locate(node);
+        string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+        switch (place.Kind)
+        {
+            case NodeKind.Feature:
+            {
+                long f = graph.SelectedFeatures[place.Index];
+                long l = graph.Active.Layers[f], index = graph.Active.Indices[f], pos = graph.Active.Positions[f];
+                return new NodeFields($"{l}_{index}_{pos}", CantorFeatureId(l, index), Number(l), (int)pos, "cross layer transcoder", $"{l}_{index}-0", labels.Of(l, index))
+                {
+                    Activation = graph.Active.Values[f],
+                };
+            }
+            case NodeKind.Error:
+                // feature -1: never a real index, so never a feature's id (circuit-tracer #78)
+                return new NodeFields($"{place.Layer}_-1_{place.Position}", -1, Number(place.Layer), place.Position, "mlp reconstruction error", $"{place.Layer}_-1-{place.Position}", "");
+            case NodeKind.Token:
+            {
+                int pos = place.Position;
+                return new NodeFields($"E_{graph.InputTokens[pos]}_{pos}", pos, "E", pos, "embedding", $"E_{graph.InputTokens[pos]}-{pos}", "");
+            }
+            default:
+            {
+                long token = graph.LogitTokens[place.Index];
+                float probability = graph.LogitProbabilities[place.Index];
+                return new NodeFields($"{place.Layer}_{token}_{place.Position}", token, Number(place.Layer), place.Position, "logit", $"L_{token}-{place.Position}",
+                    string.Create(CultureInfo.InvariantCulture, $"Output \"{DisplayToken(decodeToken(token))}\" (p={probability:0.000})"))
+                {
+                    TokenProb = probability, IsTarget = place.Index == 0, HasInfluence = false,
+                };
+            }
+        }
+    }
+
     private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken, Transcoders.FeatureLabels labels)
     {
-        string id = NodeId(graph, node);
-        long feature;
-        string layer, featureType, jsNodeId, clerp = "";
-        int ctxIdx;
-        float tokenProb = 0;
-        bool isTarget = false;
-        float? activation = null;
-        float? nodeInfluence = influence;
-
-        if (node < graph.ErrorStart)
-        {
-            long f = graph.SelectedFeatures[node];
-            long l = graph.Active.Layers[f], index = graph.Active.Indices[f];
-            feature = CantorFeatureId(l, index);
-            layer = l.ToString(CultureInfo.InvariantCulture);
-            ctxIdx = (int)graph.Active.Positions[f];
-            featureType = "cross layer transcoder";
-            jsNodeId = $"{l}_{index}-0";
-            activation = graph.Active.Values[f];
-            clerp = labels.Of(l, index);
-        }
-        else if (node < graph.TokenStart)
-        {
-            var (l, pos) = Math.DivRem(node - graph.ErrorStart, graph.NPos);
-            feature = -1;
-            layer = l.ToString(CultureInfo.InvariantCulture);
-            ctxIdx = pos;
-            featureType = "mlp reconstruction error";
-            jsNodeId = $"{l}_-1-{pos}";
-        }
-        else if (node < graph.LogitStart)
-        {
-            int pos = node - graph.TokenStart;
-            feature = pos;
-            layer = "E";
-            ctxIdx = pos;
-            featureType = "embedding";
-            jsNodeId = $"E_{graph.InputTokens[pos]}-{pos}";
-        }
-        else
-        {
-            int k = node - graph.LogitStart;
-            long token = graph.LogitTokens[k];
-            feature = token;
-            layer = (graph.NLayers + 1).ToString(CultureInfo.InvariantCulture);
-            ctxIdx = graph.NPos - 1;
-            featureType = "logit";
-            tokenProb = graph.LogitProbabilities[k];
-            isTarget = k == 0;
-            jsNodeId = $"L_{token}-{ctxIdx}";
-            clerp = string.Create(CultureInfo.InvariantCulture, $"Output \"{DisplayToken(decodeToken(token))}\" (p={tokenProb:0.000})");
-            nodeInfluence = null;
-        }
-
+        var n = Describe(graph, node, decodeToken, labels);
         json.WriteStartObject();
-        json.WriteString("node_id", id);
-        json.WriteNumber("feature", feature);
-        json.WriteString("layer", layer);
-        json.WriteNumber("ctx_idx", ctxIdx);
-        json.WriteString("feature_type", featureType);
-        json.WriteNumber("token_prob", tokenProb);
-        json.WriteBoolean("is_target_logit", isTarget);
+        json.WriteString("node_id", n.Id);
+        json.WriteNumber("feature", n.Feature);
+        json.WriteString("layer", n.Layer);
+        json.WriteNumber("ctx_idx", n.CtxIdx);
+        json.WriteString("feature_type", n.FeatureType);
+        json.WriteNumber("token_prob", n.TokenProb);
+        json.WriteBoolean("is_target_logit", n.IsTarget);
         json.WriteNumber("run_idx", 0);
         json.WriteNumber("reverse_ctx_idx", 0);
-        json.WriteString("jsNodeId", jsNodeId);
-        json.WriteString("clerp", clerp);
-        WriteNullable(json, "influence", nodeInfluence);
-        WriteNullable(json, "activation", activation);
+        json.WriteString("jsNodeId", n.JsNodeId);
+        json.WriteString("clerp", n.Clerp);
+        WriteNullable(json, "influence", n.HasInfluence ? influence : null);
+        WriteNullable(json, "activation", n.Activation);
         json.WriteEndObject();
     }
 

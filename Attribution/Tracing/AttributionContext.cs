@@ -1,5 +1,7 @@
 namespace Attribution.Tracing;
 
+using Attribution.Graphs;
+
 using static TorchSharp.torch;
 
 /// <summary>
@@ -59,19 +61,20 @@ public sealed class AttributionContext : IDisposable
     /// <summary>Columns of a row: active features, errors (layer-major), tokens. Logit columns are always zero and left out.</summary>
     public int RowLength => RowLengthFor(prompt, nLayers);
 
+    /// <summary>The columns of a row: every active feature, the errors, the tokens (a row has no logit columns).</summary>
+    private NodeLayout Columns => ColumnsOf(prompt, nLayers);
+
     /// <summary>The row length of a prompt's graph (<see cref="RowLength"/>) without making its frozen forward pass.</summary>
     public static int RowLengthFor(PreparedPrompt prompt, int nLayers)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        return prompt.Active.Count + (nLayers + 1) * prompt.NPos;
+        return ColumnsOf(prompt, nLayers).NodeCount;
     }
+
+    private static NodeLayout ColumnsOf(PreparedPrompt prompt, int nLayers) => new(prompt.Active.Count, nLayers, prompt.NPos, LogitCount: 0);
 
     /// <summary>Vectors per position each write point's batched contraction multiplies (decoder vectors padded, plus the error).</summary>
     public IReadOnlyList<long> ContractionSlots => [.. sources.Select(s => s.PaddedVectorsT.shape[2])];
-
-    private int ErrorOffset => ActiveCount;
-
-    private int TokenOffset => ActiveCount + nLayers * nPos;
 
     /// <summary>Rows of the logit targets: [n_logits, RowLength], float32 on the CPU.</summary>
     public Tensor LogitRows(LogitTargets targets)
@@ -161,14 +164,14 @@ public sealed class AttributionContext : IDisposable
             // [positions, batch, d] @ [positions, d, slots] → [positions, batch, slots]: the gradient at
             // each position against every vector written there, the error vector in the last slot.
             var products = writeGrads[w].transpose(0, 1).bmm(source.PaddedVectorsT);
-            rows.narrow(1, ErrorOffset + w * nPos, nPos).copy_(products.select(2, source.ErrorSlot).t());
+            rows.narrow(1, Columns.ErrorNode(w, 0), nPos).copy_(products.select(2, source.ErrorSlot).t());
             if (source.Blocks.Count == 0) continue;
             var perSlot = products.permute(1, 0, 2).reshape(batchSize, -1);   // [batch, positions·slots]
             // Each source layer's slots, read in node order, fill that layer's block of feature columns.
             foreach (var block in source.Blocks)
                 rows.narrow(1, block.FirstNode, block.SlotIndex.shape[0]).add_(perSlot.index_select(1, block.SlotIndex));
         }
-        rows.narrow(1, TokenOffset, nPos).copy_((embeddingGrad * prompt.TokenVectors).sum([-1]));
+        rows.narrow(1, Columns.TokenStart, nPos).copy_((embeddingGrad * prompt.TokenVectors).sum([-1]));
         var targetRows = rows.narrow(0, 0, readLayers.Length);
         if (keepColumns is not null) targetRows = targetRows.index_select(1, keepColumns);
         return targetRows.to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();

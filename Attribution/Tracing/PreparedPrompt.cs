@@ -1,5 +1,7 @@
 namespace Attribution.Tracing;
 
+using Attribution.Graphs;
+
 using static TorchSharp.torch;
 
 /// <summary>

@@ -3,6 +3,7 @@ namespace GraphFunctions.Tests.Demo;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Attribution.Tests.Support;
 using GraphFunctions.Tests.Support;
 using Xunit.Abstractions;
 

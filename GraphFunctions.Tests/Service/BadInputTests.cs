@@ -5,7 +5,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Attribution.Requests;
-using GraphFunctions.Service;
+using GraphFunctions.Api;
 using GraphFunctions.Tests.Support;
 
 /// <summary>

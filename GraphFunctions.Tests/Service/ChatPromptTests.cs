@@ -5,9 +5,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Attribution.Models;
 using Attribution.Synthetic;
-using Attribution.Tokenization;
+using Attribution.Tests.Support;
+using Attribution.Tests.Tokenization;
 using GraphFunctions.Tests.Support;
-using GraphFunctions.Tests.Tokenization;
 
 /// <summary>
 /// Chat input end to end (docs/api.md, "Chat prompts"): a tiny Gemma-3 whose tokenizer_config.json

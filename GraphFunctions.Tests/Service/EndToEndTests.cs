@@ -5,10 +5,12 @@ using System.Net;
 using System.Text.Json;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Attribution.Tests.Support;
+using GraphFunctions.Api;
 using GraphFunctions.Orchestration;
-using GraphFunctions.Service;
 using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
+using GraphFunctions.Workers;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 

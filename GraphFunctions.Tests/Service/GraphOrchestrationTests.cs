@@ -7,6 +7,7 @@ using GraphFunctions.Orchestration;
 using GraphFunctions.Service;
 using GraphFunctions.Storage;
 using GraphFunctions.Tests.Support;
+using GraphFunctions.Workers;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;

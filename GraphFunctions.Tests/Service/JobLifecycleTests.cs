@@ -3,10 +3,12 @@ namespace GraphFunctions.Tests.Service;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Attribution.Tests.Support;
+using GraphFunctions.Api;
 using GraphFunctions.Orchestration;
-using GraphFunctions.Service;
 using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
+using GraphFunctions.Workers;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Attribution.Loading;
 using Attribution.Pipeline;
+using Attribution.Tests.Support;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
 using GraphFunctions.Tests.Support;

@@ -1,7 +1,9 @@
 namespace GraphFunctions.Tests.Service;
 
+using Attribution.Tests.Support;
 using GraphFunctions.LocalHost;
 using GraphFunctions.Tests.Support;
+
 
 /// <summary>
 /// The README's "ready" line: the local host, started as scripts/run.sh starts it (the same

@@ -10,7 +10,7 @@ using Attribution.Pipeline;
 using Attribution.Requests;
 using Attribution.Steering;
 using Attribution.Tracing;
-using GraphFunctions.Service;
+using GraphFunctions.Api;
 
 /// <summary>
 /// The request table is the single source of the fields' defaults and ranges: the engine's

@@ -2,8 +2,7 @@ namespace GraphFunctions.Tests.Service;
 
 using System.Reflection;
 using System.Text.Json;
-using GraphFunctions.Http;
-using GraphFunctions.Service;
+using GraphFunctions.Api;
 using Microsoft.Azure.Functions.Worker;
 
 /// <summary>
@@ -81,7 +80,7 @@ public sealed class RouteTableTests
     [Fact]
     public void The_openapi_document_lists_exactly_the_functions_routes()
     {
-        using var openApi = JsonDocument.Parse(File.ReadAllText(Infra.RepositoryFiles.PathOf("GraphFunctions/Service/openapi.json")));
+        using var openApi = JsonDocument.Parse(File.ReadAllText(Infra.RepositoryFiles.PathOf("GraphFunctions.Service/Api/openapi.json")));
         var documented = openApi.RootElement.GetProperty("paths").EnumerateObject()
             .SelectMany(path => path.Value.EnumerateObject().Select(method => new Route(method.Name, path.Name.TrimStart('/'))));
 

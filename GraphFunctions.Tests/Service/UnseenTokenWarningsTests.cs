@@ -2,10 +2,10 @@ namespace GraphFunctions.Tests.Service;
 
 using System.Net;
 using System.Text.Json;
-using Attribution.Demo;
 using Attribution.Loading;
-using GraphFunctions.Service;
+using Attribution.Tests.Support;
 using GraphFunctions.Tests.Support;
+using GraphFunctions.Workers;
 using Microsoft.Extensions.DependencyInjection;
 
 /// <summary>
@@ -26,7 +26,7 @@ public sealed class UnseenTokenWarningsTests(UnseenTokenWarningsTests.Fixture fi
 
     private readonly LocalService service = fixture.Service;
 
-    private static string TourPrompt => DemoCorpus.TourPrompts[0];
+    private static string TourPrompt => BundledModel.TourPrompts[0];
 
     private async Task<JsonElement> PostAsync(string route, object body)
     {
@@ -76,7 +76,7 @@ public sealed class UnseenTokenWarningsTests(UnseenTokenWarningsTests.Fixture fi
     [Fact]
     public async Task No_tour_prompt_warns_and_its_answer_keeps_the_reference_shape()
     {
-        foreach (string prompt in DemoCorpus.TourPrompts)
+        foreach (string prompt in BundledModel.TourPrompts)
         {
             var answer = await PostAsync("/forward-pass", new { prompt });
             Assert.Equal(["prompt", "input_tokens", "salient_logits", "total_salient_tokens", "cumulative_probability"], answer.EnumerateObject().Select(p => p.Name));

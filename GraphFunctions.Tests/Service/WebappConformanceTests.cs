@@ -5,11 +5,12 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Amazon.S3;
 using Amazon.S3.Model;
-using Attribution.Loading;
 using Attribution.Graphs;
-using GraphFunctions.Service;
+using Attribution.Loading;
+using GraphFunctions.Api;
 using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
+using GraphFunctions.Workers;
 using Microsoft.Extensions.DependencyInjection;
 
 /// <summary>

@@ -1,5 +1,6 @@
 namespace GraphFunctions.Tests.Storage;
 
+using Attribution.Tests.Support;
 using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Storage.Blobs;

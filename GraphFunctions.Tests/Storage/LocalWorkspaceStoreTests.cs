@@ -1,5 +1,6 @@
 namespace GraphFunctions.Tests.Storage;
 
+using Attribution.Tests.Support;
 using GraphFunctions.Storage;
 
 /// <summary>The workspace contract on a folder, plus what only a folder can show: no leftovers on disk.</summary>

@@ -1,5 +1,6 @@
 namespace GraphFunctions.Tests.Storage;
 
+using Attribution.Tests.Support;
 using Attribution.Tracing;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;

@@ -3,6 +3,7 @@ namespace GraphFunctions.Tests.Storage;
 using System.Net;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Attribution.Tests.Support;
 using GraphFunctions.Storage;
 
 /// <summary>

@@ -26,7 +26,7 @@ internal static class Emulators
     public static async Task<BlobServiceClient> AzuriteAsync()
     {
         await RequireAsync("Azurite (Blob)", AzuriteBlobPort);
-        return BlobStorage.CreateServiceClient(Settings((SettingNames.WebJobsStorage, AzuriteConnectionString)));
+        return BlobStorage.CreateServiceClient(Storage((SettingNames.WebJobsStorage, AzuriteConnectionString)));
     }
 
     /// <summary>A container name no other test uses; the caller deletes it.</summary>
@@ -45,10 +45,11 @@ internal static class Emulators
         return new AmazonS3Client(new BasicAWSCredentials("S3RVER", "S3RVER"), config);
     }
 
-    public static IConfiguration Settings(params (string Name, string Value)[] values) =>
-        new ConfigurationBuilder()
+    /// <summary>The storage part of the service's settings as <see cref="ServiceOptions"/> reads them from these values.</summary>
+    public static StorageOptions Storage(params (string Name, string Value)[] values) =>
+        ServiceOptions.From(new ConfigurationBuilder()
             .AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Name, v.Value)))
-            .Build();
+            .Build()).Storage;
 
     private static async Task RequireAsync(string name, int port)
     {
@@ -108,14 +109,6 @@ internal static class SampleGraph
     /// <summary>A workspace holding the sample graph under <paramref name="key"/>.</summary>
     public static async Task StoreAsync(IWorkspaceStore workspace, string key, int nodes = DefaultNodes) =>
         await workspace.WriteAsync(key, (stream, ct) => WriteAsync(stream, nodes, ct));
-}
-
-/// <summary>A fresh folder under the temp directory, deleted with everything in it.</summary>
-internal sealed class TempFolder : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("graphfunctions-test-").FullName;
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
 }
 
 internal static class StreamExtensions

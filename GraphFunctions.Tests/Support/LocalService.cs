@@ -2,9 +2,11 @@ namespace GraphFunctions.Tests.Support;
 
 using System.Net.Http.Headers;
 using Attribution.Loading;
+using Attribution.Tests.Support;
+using GraphFunctions.Api;
 using GraphFunctions.LocalHost;
-using GraphFunctions.Service;
 using GraphFunctions.Storage;
+using GraphFunctions.Workers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;

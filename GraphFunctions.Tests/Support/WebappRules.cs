@@ -1,6 +1,7 @@
 namespace GraphFunctions.Tests.Support;
 
 using System.Text.Json;
+using Attribution.Tests.Support;
 
 /// <summary>
 /// The Neuronpedia webapp's own checks of our answers, re-created from its code

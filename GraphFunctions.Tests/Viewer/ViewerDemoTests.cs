@@ -2,7 +2,6 @@ namespace GraphFunctions.Tests.Viewer;
 
 using System.Net;
 using System.Text.Json;
-using Attribution.Demo;
 using Attribution.Loading;
 using GraphFunctions.Tests.Support;
 
@@ -48,7 +47,7 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
     {
         using var settings = await LocalService.JsonOf(await service.Anonymous().GetAsync("/viewer/settings"));
         Assert.Equal(BundledModel.Id, settings.RootElement.GetProperty("model_id").GetString());
-        Assert.Equal(DemoCorpus.TourPrompts, settings.RootElement.GetProperty("example_prompts").EnumerateArray().Select(p => p.GetString()));
+        Assert.Equal(BundledModel.TourPrompts, settings.RootElement.GetProperty("example_prompts").EnumerateArray().Select(p => p.GetString()));
     }
 
     [Fact]
@@ -76,9 +75,9 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-jobs-unseen.png"));
 
         // The chips are the tour's prompts; one fills the prompt, and its preview warns of nothing.
-        Assert.Equal(DemoCorpus.TourPrompts, await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#examples button.example')].map(b => b.textContent)"));
+        Assert.Equal(BundledModel.TourPrompts, await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#examples button.example')].map(b => b.textContent)"));
         await page.ClickAsync("#examples button.example:nth-of-type(2)");
-        string chosen = DemoCorpus.TourPrompts[1];
+        string chosen = BundledModel.TourPrompts[1];
         Assert.Equal(chosen, await page.EvaluateExpressionAsync<string>("document.querySelector('#prompt').value"));
         var (chosenTokens, chosenUnseen) = await JobsPage.PreviewOfAsync(page, chosen);
         Assert.True(chosenTokens.Length > 1);

@@ -1,6 +1,6 @@
 // The Functions app, hosted natively on Container Apps (kind 'functionapp') on the GPU profile.
 // Every application setting the code reads is set here, one env entry per name in
-// GraphFunctions/Configuration/SettingNames.cs (a test compares the two lists). Secrets are
+// GraphFunctions.Service/Configuration/SettingNames.cs (a test compares the two lists). Secrets are
 // Key Vault references resolved by the platform with the app identity.
 
 @description('Azure region of the app.')

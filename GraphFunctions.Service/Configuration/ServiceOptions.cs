@@ -1,0 +1,91 @@
+namespace GraphFunctions.Configuration;
+
+using System.Globalization;
+using Attribution.Hub;
+using Attribution.Loading;
+using Attribution.Requests;
+using Microsoft.Extensions.Configuration;
+
+/// <summary>The service's settings, read once from configuration (local.settings, app settings, Key Vault references): the one place that reads them.</summary>
+public sealed record ServiceOptions
+{
+    public string? Secret { get; init; }
+    public required ModelSettings Model { get; init; }
+
+    /// <summary>The model hub: HF_ENDPOINT, HF_TOKEN, HF_HOME and the other variables huggingface_hub reads.</summary>
+    public HubOptions Hub { get; init; } = new();
+
+    public StorageOptions Storage { get; init; } = new();
+    public int TokenLimit { get; init; } = 64;
+    public TimeSpan SteerWait { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Batches between feature re-rankings; the Neuronpedia server ranks once (1000).</summary>
+    public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
+
+    /// <summary>How long /generate-graph waits for its job before answering 202 (under Container Apps' 240 s ingress limit).</summary>
+    public int GraphWaitSeconds { get; init; } = RequestSchema.WaitSeconds.DefaultValue;
+
+    /// <summary>The most one delivery (every attempt of an upload together) may take before the job fails.</summary>
+    public TimeSpan UploadTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>How long finished jobs (their Durable history and workspace files) are kept.</summary>
+    public TimeSpan JobRetention { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>Whether the viewer's pages are served to other hosts than loopback (they then ask for the secret).</summary>
+    public bool ViewerPublic { get; init; }
+
+    /// <summary>The local host's Durable engine and task hub (the Functions host's come from host.json).</summary>
+    public DurableStorage Durable { get; init; } = DurableStorage.Default;
+
+    /// <summary>Backward-pass batches computed by one feature-rows activity (amortises the Durable per-activity latency).</summary>
+    public int BatchesPerActivity { get; init; } = 8;
+
+    public static ServiceOptions From(IConfiguration settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        string? Get(string name) => settings[name] is { Length: > 0 } value ? value : null;
+        // The identity-based parts of a setting ("__" in the environment) are ":" in IConfiguration.
+        string? GetPart(string name) => Get(name.Replace("__", ":", StringComparison.Ordinal));
+        int Int(string name, int fallback, int minimum = 1, int maximum = int.MaxValue) => Get(name) is { } text
+            ? int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= minimum && v <= maximum ? v
+                : throw new InvalidOperationException($"setting {name} must be an integer between {minimum} and {maximum}, got '{text}'")
+            : fallback;
+
+        return new ServiceOptions
+        {
+            Secret = Get(SettingNames.Secret),
+            Hub = HubOptions.FromEnvironment(name => Get(name) ?? Environment.GetEnvironmentVariable(name)),
+            Storage = new StorageOptions
+            {
+                WorkspaceBlobContainer = Get(SettingNames.WorkspaceBlobContainer),
+                WorkspacePath = Get(SettingNames.WorkspacePath) ?? StorageOptions.DefaultWorkspacePath,
+                GraphBlobContainer = Get(SettingNames.GraphBlobContainer),
+                SignedUrlAllowedHosts = Get(SettingNames.SignedUrlAllowedHosts),
+                ConnectionString = Get(SettingNames.WebJobsStorage),
+                BlobEndpoint = GetPart(SettingNames.WebJobsStorageBlobServiceUri) is { } uri ? new Uri(uri)
+                    : GetPart(SettingNames.WebJobsStorageAccountName) is { } account ? new Uri($"https://{account}.blob.core.windows.net") : null,
+                ManagedIdentityClientId = Get(SettingNames.AzureClientId),
+            },
+            TokenLimit = Int(SettingNames.TokenLimit, 64),
+            SteerWait = TimeSpan.FromSeconds(Int(SettingNames.SteerWaitSeconds, 30)),
+            UpdateInterval = Int(SettingNames.UpdateInterval, RequestSchema.UpdateInterval.DefaultValue),
+            GraphWaitSeconds = Int(SettingNames.GraphWaitSeconds, RequestSchema.WaitSeconds.DefaultValue, 0, (int)RequestSchema.WaitSeconds.Maximum),
+            BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
+            UploadTimeout = TimeSpan.FromSeconds(Int(SettingNames.UploadTimeoutSeconds, 300)),
+            JobRetention = TimeSpan.FromHours(Int(SettingNames.JobRetentionHours, 24)),
+            ViewerPublic = string.Equals(Get(SettingNames.ViewerPublic), "true", StringComparison.OrdinalIgnoreCase),
+            Durable = DurableStorage.Parse(Get(SettingNames.DurableStorage), Get(SettingNames.DurableTaskHub), Get(SettingNames.WebJobsStorage)),
+            Model = new ModelSettings
+            {
+                ModelId = Get(SettingNames.ModelId) ?? (Get(SettingNames.ModelPath) is { Length: > 0 } folder
+                    ? LocalModelName.Of(folder, Get(SettingNames.TranscoderSet)) : BundledModel.Id),
+                ModelPath = Get(SettingNames.ModelPath),
+                TranscoderSet = Get(SettingNames.TranscoderSet),
+                NeuronpediaModelId = Get(SettingNames.NeuronpediaModelId),
+                Device = Get(SettingNames.Device) ?? "cpu",
+                DType = ModelSettings.ParseDType(Get(SettingNames.ComputeDtype)),
+                LazyEncoders = string.Equals(Get(SettingNames.LazyEncoders), "true", StringComparison.OrdinalIgnoreCase),
+            },
+        };
+    }
+}
