@@ -65,9 +65,12 @@ else
 fi
 step "Build (${flavour[*]:-TorchSharp-cpu})" dotnet build GraphFunctions.slnx -c Release --nologo -v quiet "${flavour[@]}"
 
-# 2. Tests that run tiny models on the device.
+# dotnet test passes when its filter matches nothing; a check that ran no test fails instead.
+tests() { local out rc=0; out=$("$@" 2>&1) || rc=$?; echo "$out"; [ "$rc" -eq 0 ] && grep -Eq 'Passed: +[1-9]' <<< "$out"; }
+
+# 2. Tests that run tiny models on the device (the engine tier).
 step "Intervention, compact-row and steering tests on $test_device" \
-  env GF_TEST_DEVICE="$test_device" dotnet test GraphFunctions.Tests -c Release --no-build --nologo \
+  tests env GF_TEST_DEVICE="$test_device" dotnet test Attribution.Tests -c Release --no-build --nologo \
   --filter "FullyQualifiedName~InterventionCheckTests|FullyQualifiedName~CompactRowsTests|FullyQualifiedName~SteeringTests"
 
 # 3. Parity with Hugging Face transformers, where it is installed: fixtures written by
@@ -86,7 +89,7 @@ else
   note ""
   parity_env=()
 fi
-step "Parity tests" env "${parity_env[@]}" dotnet test GraphFunctions.Tests -c Release --no-build --nologo \
+step "Parity tests" tests env "${parity_env[@]}" dotnet test Attribution.Tests -c Release --no-build --nologo \
   --filter "FullyQualifiedName~HuggingFaceParityTests"
 
 # 4. The scale benchmark on the shipped paths.

@@ -3,6 +3,8 @@ namespace GraphFunctions.Tests.Support;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Reflection;
+using Attribution.Loading;
+using Attribution.Synthetic;
 
 /// <summary>
 /// The local host as a real process (`dotnet GraphFunctions.LocalHost.dll`), on the Azure
@@ -44,6 +46,7 @@ public sealed class HostProcess : IDisposable
     /// <summary>Starts a host (or, with <paramref name="worker"/>, a worker) on task hub <paramref name="taskHub"/> sharing <paramref name="workspace"/>.</summary>
     public static HostProcess Start(string taskHub, string workspace, bool worker = false, IDictionary<string, string>? settings = null)
     {
+        TinyRandomModelWriter.EnsureWritten();   // the model the host serves
         string dll = typeof(HostProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "LocalHostAssembly").Value!;
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(dll);
@@ -57,7 +60,7 @@ public sealed class HostProcess : IDisposable
             ["WORKSPACE_PATH"] = workspace,
             ["WORKSPACE_BLOB_CONTAINER"] = "",
             ["SECRET"] = Secret,
-            ["MODEL_ID"] = Attribution.Loading.TinyRandomModel.Id,
+            ["MODEL_ID"] = TinyRandomModel.Id,
             ["MODEL_PATH"] = "",
             ["TRANSCODER_SET"] = "",
             ["BATCHES_PER_ACTIVITY"] = "1",

@@ -2,6 +2,7 @@ namespace GraphFunctions.Tests.Support;
 
 using System.Net.Http.Headers;
 using Attribution.Loading;
+using Attribution.Synthetic;
 using Attribution.Tests.Support;
 using GraphFunctions.Api;
 using GraphFunctions.LocalHost;
@@ -55,6 +56,7 @@ public sealed class LocalService : IAsyncDisposable
     public static async Task<LocalService> StartAsync(Action<DurableTaskRegistry>? tasks = null, IDictionary<string, string?>? settings = null)
     {
         var folder = new TempFolder("gf-service");
+        TinyRandomModelWriter.EnsureWritten();   // the model the service serves unless a test names another
         var all = new Dictionary<string, string?>
         {
             ["urls"] = "http://127.0.0.1:0",
