@@ -126,7 +126,7 @@ internal static class ScaleBenchmark
         using var prompt = PreparedPrompt.Prepare(replacement, tokens);
         using var context = new AttributionContext(replacement, prompt, request.BatchSize);
         using var targets = LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, request.MaxNLogits, request.DesiredLogitProb);
-        var plan = AttributionPlan.For(prompt.Active.Count, request.MaxFeatureNodes, request.BatchSize, request.UpdateInterval);
+        var plan = AttributionPlan.For(prompt.Active.Count, request.Attribution);
         long[] queue;
         using (var logitRows = AttributionPlan.LogitRows(context, targets))
             queue = plan.Ranks ? plan.RankedQueue(logitRows, [], targets.Probabilities, plan.QueueSize(0)) : plan.EveryFeature();

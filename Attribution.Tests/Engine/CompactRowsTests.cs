@@ -130,7 +130,7 @@ public class CompactRowsTests
             var prompt = PreparedPrompt.Prepare(tiny.Replacement, tokens);
             var context = new AttributionContext(tiny.Replacement, prompt, BatchSize);
             var targets = LogitTargets.Select(prompt.LastLogits, tiny.Replacement.Model.Unembedding, 5, 0.99);
-            var plan = AttributionPlan.For(prompt.Active.Count, MaxFeatures, BatchSize, updateInterval: 1000);
+            var plan = AttributionPlan.For(prompt.Active.Count, new AttributionSettings { MaxFeatureNodes = MaxFeatures, BatchSize = BatchSize, UpdateInterval = 1000 });
             Assert.True(plan.Ranks && plan.SelectsInFirstRound);
             var logitRows = AttributionPlan.LogitRows(context, targets);
             var queue = plan.RankedQueue(logitRows, [], targets.Probabilities, plan.QueueSize(0));

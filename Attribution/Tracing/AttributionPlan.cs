@@ -21,8 +21,36 @@ public sealed record AttributionPlan(int ActiveFeatures, int MaxFeatures, int Ba
     public const string FeatureRowsPhase = "feature rows";
     public const string AssemblePhase = "assemble";
 
-    public static AttributionPlan For(int activeFeatures, int? maxFeatureNodes, int batchSize, int updateInterval) =>
-        new(activeFeatures, Math.Min(maxFeatureNodes ?? activeFeatures, activeFeatures), batchSize, updateInterval);
+    public static AttributionPlan For(int activeFeatures, AttributionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        int maxFeatures = Math.Min(settings.MaxFeatureNodes ?? activeFeatures, activeFeatures);
+        return new(activeFeatures, maxFeatures, settings.BatchSize, settings.UpdateInterval);
+    }
+
+    /// <summary>
+    /// The prepare phase of both executors: the clean forward pass of the prompt (its active features,
+    /// errors and token vectors) and the logit targets the rows are attributed from.
+    /// </summary>
+    public static (PreparedPrompt Prompt, LogitTargets Targets) Prepare(ReplacementModel replacement, int[] tokens, AttributionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(replacement);
+        ArgumentNullException.ThrowIfNull(settings);
+        var prompt = PreparedPrompt.Prepare(replacement, tokens);
+        return (prompt, LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, settings.MaxNLogits, settings.DesiredLogitProb));
+    }
+
+    /// <summary>
+    /// The rounds of feature rows, as both executors loop over them: each gives how many features the
+    /// round queues (<see cref="QueueSize"/>) and its number, until <see cref="MaxFeatures"/> have rows.
+    /// The executor stops early when a round's queue comes back empty.
+    /// </summary>
+    public IEnumerable<(int Count, int Round)> Rounds(Func<int> visited)
+    {
+        ArgumentNullException.ThrowIfNull(visited);
+        for (int round = 0; visited() < MaxFeatures; round++)
+            yield return (QueueSize(visited()), round);
+    }
 
     /// <summary>Whether rounds rank features; false when every active feature gets a row.</summary>
     public bool Ranks => MaxFeatures < ActiveFeatures;

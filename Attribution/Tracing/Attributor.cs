@@ -37,12 +37,10 @@ public sealed record AttributionResult(AttributionGraph Graph, PhaseTimings Timi
 }
 
 /// <summary>
-/// Attribution of one prompt, in process: circuit-tracer's `attribute` (docs/algorithm.md).
-/// 0. prepare: clean forward, active features, errors, token vectors, frozen forward pass;
-/// 1. logit targets and their rows;
-/// 2. feature rows, in rounds: rank unvisited features by partial influence, attribute the best;
-/// 3. assemble the square adjacency matrix.
-/// The rounds follow <see cref="AttributionPlan"/>, as the Durable orchestration's activities do.
+/// Attribution of one prompt, in process: circuit-tracer's `attribute` (docs/algorithm.md), in the
+/// phases of <see cref="AttributionPlan"/> that the Durable orchestration also runs: prepare (clean
+/// forward pass, logit targets, the frozen pass's context), logit rows, rounds of (rank, feature
+/// rows), assemble.
 /// </summary>
 public static class Attributor
 {
@@ -50,12 +48,13 @@ public static class Attributor
     {
         var timings = new PhaseTimings();
         progress?.Report(new(PreparePhase, 0, 0));
-        using var prompt = timings.Time(PreparePhase, () => PreparedPrompt.Prepare(replacement, tokens));
+        var (preparedPrompt, preparedTargets) = timings.Time(PreparePhase, () => Prepare(replacement, tokens, settings));
+        using var prompt = preparedPrompt;
+        using var targets = preparedTargets;
         using var context = timings.Time(PreparePhase, () => new AttributionContext(replacement, prompt, settings.BatchSize));
-        using var targets = LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, settings.MaxNLogits, settings.DesiredLogitProb);
 
-        int nActive = prompt.Active.Count, nLogits = targets.Count;
-        var plan = AttributionPlan.For(nActive, settings.MaxFeatureNodes, settings.BatchSize, settings.UpdateInterval);
+        int nLogits = targets.Count;
+        var plan = For(prompt.Active.Count, settings);
         progress?.Report(new(LogitRowsPhase, 0, nLogits));
         using var logitRows = timings.Time(LogitRowsPhase, () => AttributionPlan.LogitRows(context, targets));
         progress?.Report(new(LogitRowsPhase, nLogits, nLogits));
@@ -70,9 +69,8 @@ public static class Attributor
         Tensor? rowStore = null;
         try
         {
-            while (visitOrder.Count < plan.MaxFeatures)
+            foreach (var (count, _) in plan.Rounds(() => visitOrder.Count))
             {
-                int count = plan.QueueSize(visitOrder.Count);
                 var queue = plan.Ranks
                     ? timings.Time(RankPhase, () => plan.RankedQueue(logitRows, blocks, targets.Probabilities, count))
                     : plan.EveryFeature();

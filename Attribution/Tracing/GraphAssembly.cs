@@ -4,7 +4,7 @@ using Attribution.Graphs;
 using static TorchSharp.torch;
 
 /// <summary>
-/// Phase 5: from rows keyed by node to the square adjacency over the final node list
+/// The assemble phase: from rows keyed by node to the square adjacency over the final node list
 /// (selected features ascending, errors, tokens, logits), as circuit-tracer packages its graph.
 /// Row blocks stream in one at a time, so assembly holds the adjacency and one block, never all rows.
 /// </summary>

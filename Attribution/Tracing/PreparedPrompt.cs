@@ -5,7 +5,7 @@ using Attribution.Graphs;
 using static TorchSharp.torch;
 
 /// <summary>
-/// Phase 0 of attribution for one prompt (docs/algorithm.md §2–§3): the clean forward pass, the active
+/// The prepare phase of attribution for one prompt (docs/algorithm.md §2–§3): the clean forward pass, the active
 /// features, the error vectors, the token vectors, and the encoder and (activation-scaled)
 /// decoder vectors of the active features. Deterministic in its inputs, so any worker can
 /// rebuild it.

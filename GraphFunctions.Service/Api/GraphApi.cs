@@ -70,11 +70,20 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         return Accepted(request, job.JobId);
     }
 
-    public async Task<IResult> StatusAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation)
+    /// <summary>What every /jobs/{id} route does first: check the secret, find the job (404 without one), then answer.</summary>
+    private async Task<IResult> ForJobAsync(HttpRequest request, DurableTaskClient client, string id, bool withInputsAndOutputs,
+        Func<OrchestrationMetadata, Task<IResult>> answer, CancellationToken cancellation)
     {
         if (secret.Refusal(request) is { } refused) return refused;
-        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellation);
-        if (instance is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'");
+        var instance = await client.GetInstanceAsync(id, withInputsAndOutputs, cancellation);
+        return instance is null ? ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'") : await answer(instance);
+    }
+
+    public Task<IResult> StatusAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: true, instance => Task.FromResult(StatusOf(instance)), cancellation);
+
+    private static IResult StatusOf(OrchestrationMetadata instance)
+    {
         var body = new
         {
             name = instance.Name,
@@ -118,41 +127,32 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         return Results.Json(new { jobs }, ApiResults.Json);
     }
 
-    public async Task<IResult> ResultAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation)
-    {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellation);
-        if (instance is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'");
-        if (!instance.IsCompleted) return Accepted(request, id);
-        return await ResultOfAsync(instance, cancellation);
-    }
+    public Task<IResult> ResultAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: true,
+            async instance => instance.IsCompleted ? await ResultOfAsync(instance, cancellation) : Accepted(request, id), cancellation);
 
-    public async Task<IResult> TerminateAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation)
-    {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var instance = await client.GetInstanceAsync(id, cancellation);
-        if (instance is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'");
-        if (instance.IsCompleted) return ApiResults.Error(StatusCodes.Status409Conflict, $"graph job '{id}' has already finished ({instance.RuntimeStatus})");
-        await client.TerminateInstanceAsync(id, request.Query["reason"].ToString(), cancellation);
-        return Results.Accepted();
-    }
+    public Task<IResult> TerminateAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: false, async instance =>
+        {
+            if (instance.IsCompleted) return ApiResults.Error(StatusCodes.Status409Conflict, $"graph job '{id}' has already finished ({instance.RuntimeStatus})");
+            await client.TerminateInstanceAsync(id, request.Query["reason"].ToString(), cancellation);
+            return Results.Accepted();
+        }, cancellation);
 
-    public async Task<IResult> PurgeAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation)
-    {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var instance = await client.GetInstanceAsync(id, cancellation);
-        if (instance is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'");
-        if (!instance.IsCompleted) return ApiResults.Error(StatusCodes.Status409Conflict, $"graph job '{id}' is still running: terminate it first");
-        await client.PurgeInstanceAsync(id, cancellation: cancellation);
-        await workspace.DeletePrefixAsync(JobKeys.Prefix(id), cancellation);
-        return Results.Ok(new { instancesDeleted = 1 });
-    }
+    public Task<IResult> PurgeAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: false, async instance =>
+        {
+            if (!instance.IsCompleted) return ApiResults.Error(StatusCodes.Status409Conflict, $"graph job '{id}' is still running: terminate it first");
+            await client.PurgeInstanceAsync(id, cancellation: cancellation);
+            await workspace.DeletePrefixAsync(JobKeys.Prefix(id), cancellation);
+            return Results.Ok(new { instancesDeleted = 1 });
+        }, cancellation);
 
-    public async Task<IResult> RaiseEventAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation)
+    public Task<IResult> RaiseEventAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: false, _ => RaiseAsync(request, client, id, eventName, cancellation), cancellation);
+
+    private static async Task<IResult> RaiseAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation)
     {
-        if (secret.Refusal(request) is { } refused) return refused;
-        var instance = await client.GetInstanceAsync(id, cancellation);
-        if (instance is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"no graph job '{id}'");
         if (request.ContentLength > MaxEventBytes) return EventTooLarge();
         var body = new MemoryStream();
         var chunk = new byte[8192];

@@ -17,7 +17,7 @@ public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, 
 
     /// <summary>The job's attribution plan, once preparing it found <paramref name="activeFeatures"/>; the orchestrator and activities make the same.</summary>
     public AttributionPlan Plan(int activeFeatures) =>
-        AttributionPlan.For(activeFeatures, Request.MaxFeatureNodes, Request.BatchSize, Request.UpdateInterval);
+        AttributionPlan.For(activeFeatures, Request.Attribution);
 
     /// <summary>Whether <paramref name="other"/> asks for the same graph delivered the same way (a client's retry).</summary>
     public bool SameWorkAs(GraphJob other) =>

@@ -27,10 +27,9 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
         await context.CallActivityAsync<RowBlock>(nameof(LogitRowsActivity), job.JobId, Retry);
 
         var blocks = new List<string>();
-        int visited = 0, round = 0;
-        while (visited < plan.MaxFeatures)
+        int visited = 0;
+        foreach (var (count, round) in plan.Rounds(() => visited))
         {
-            int count = plan.QueueSize(visited);
             var queue = plan.Ranks
                 ? await context.CallActivityAsync<RankedFeatures>(nameof(RankFeaturesActivity), new RankInput(job.JobId, blocks, count, round), Retry)
                 : new RankedFeatures(null, count);   // every feature, node order
@@ -52,7 +51,6 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
             }
             blocks.AddRange(slices.SelectMany(slice => slice.Result).Select(block => block.Block));   // in queue order
             visited += queue.Count;
-            round++;
         }
 
         Report(AttributionPlan.AssemblePhase, visited, plan.MaxFeatures);

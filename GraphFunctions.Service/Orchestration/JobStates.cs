@@ -117,8 +117,7 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         }
         Interlocked.Increment(ref rebuilds);
         var model = await models.GetAsync();
-        var prompt = PreparedPrompt.Prepare(model.Replacement, job.Tokens);
-        var targets = LogitTargets.Select(prompt.LastLogits, model.Replacement.Model.Unembedding, job.Request.MaxNLogits, job.Request.DesiredLogitProb);
+        var (prompt, targets) = AttributionPlan.Prepare(model.Replacement, job.Tokens, job.Request.Attribution);
         var state = new JobState(job, prompt, targets, model.Replacement);
         lock (gate)
         {
