@@ -2,9 +2,9 @@ namespace Attribution.Tests.Hub;
 
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using Attribution.Tests.Support;
 
 /// <summary>One request as the fake servers saw it.</summary>
 internal sealed record SeenRequest(string Server, string Method, string Path, string? Authorization, string? Range, int Status, long BodyBytes);
@@ -17,23 +17,21 @@ internal sealed record SeenRequest(string Server, string Method, string Path, st
 /// </summary>
 internal sealed class FakeHub : IDisposable
 {
-    private readonly HttpListener hub;
-    private readonly HttpListener cdn;
+    private readonly LoopbackServer hub;
+    private readonly LoopbackServer cdn;
     private readonly ConcurrentDictionary<string, Repo> repos = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> blobs = new(StringComparer.Ordinal);
     private int cuts;
 
     public FakeHub()
     {
-        (hub, Endpoint) = Listen();
-        (cdn, CdnEndpoint) = Listen();
-        _ = ServeAsync(hub, "hub", HandleHubAsync);
-        _ = ServeAsync(cdn, "cdn", HandleCdnAsync);
+        hub = new LoopbackServer(context => HandleHubAsync(context, "hub"));
+        cdn = new LoopbackServer(context => HandleCdnAsync(context, "cdn"));
     }
 
-    public Uri Endpoint { get; }
+    public Uri Endpoint => hub.Address;
 
-    public Uri CdnEndpoint { get; }
+    public Uri CdnEndpoint => cdn.Address;
 
     /// <summary>When set, the hub answers 401 without a bearer token and 403 (GatedRepo) with a wrong one.</summary>
     public string? RequiredToken { get; set; }
@@ -99,8 +97,8 @@ internal sealed class FakeHub : IDisposable
 
     public void Dispose()
     {
-        hub.Close();
-        cdn.Close();
+        hub.Dispose();
+        cdn.Dispose();
     }
 
     private static string NewCommit(Repo repo)
@@ -108,57 +106,6 @@ internal sealed class FakeHub : IDisposable
         var commit = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
         repo.Commits[commit] = new ConcurrentDictionary<string, RepoFile>(StringComparer.Ordinal);
         return commit;
-    }
-
-    /// <summary>A listener on a free loopback port (retried: another test may take the port first).</summary>
-    private static (HttpListener Listener, Uri Address) Listen()
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            var address = new Uri($"http://127.0.0.1:{port}/");
-            var listener = new HttpListener();
-            listener.Prefixes.Add(address.AbsoluteUri);
-            try
-            {
-                listener.Start();
-                return (listener, address);
-            }
-            catch (HttpListenerException) when (attempt < 10)
-            {
-                listener.Close();
-            }
-        }
-    }
-
-    private static async Task ServeAsync(HttpListener listener, string server, Func<HttpListenerContext, string, Task> handle)
-    {
-        while (listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await listener.GetContextAsync();
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    await handle(context, server);
-                }
-                catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
-                {
-                    // The client went away; nothing to serve.
-                }
-            });
-        }
     }
 
     /// <summary>/{org}/{name}/resolve/{revision}/{path...}, with the hub's auth and error headers.</summary>

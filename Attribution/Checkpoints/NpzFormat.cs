@@ -134,29 +134,23 @@ public static partial class NpzFormat
         stream.Write(Encoding.Latin1.GetBytes(header));
     }
 
-    private static ScalarType ParseDescr(string descr, string source) => descr switch
-    {
-        "<f4" => ScalarType.Float32,
-        "<f2" => ScalarType.Float16,
-        "<f8" => ScalarType.Float64,
-        "<i8" => ScalarType.Int64,
-        "<i4" => ScalarType.Int32,
-        "|u1" => ScalarType.Byte,
-        "|b1" => ScalarType.Bool,
-        _ => throw new InvalidDataException($"{source}: unsupported .npy dtype {descr}"),
-    };
+    /// <summary>The .npy descr of each dtype read and written: little-endian, byte order "|" where there is none.</summary>
+    private static readonly NameTable<ScalarType> Descrs = new(
+        ("<f4", ScalarType.Float32),
+        ("<f2", ScalarType.Float16),
+        ("<f8", ScalarType.Float64),
+        ("<i8", ScalarType.Int64),
+        ("<i4", ScalarType.Int32),
+        ("|u1", ScalarType.Byte),
+        ("|b1", ScalarType.Bool));
 
-    private static string Descr(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => "<f4",
-        ScalarType.Float16 => "<f2",
-        ScalarType.Float64 => "<f8",
-        ScalarType.Int64 => "<i8",
-        ScalarType.Int32 => "<i4",
-        ScalarType.Byte => "|u1",
-        ScalarType.Bool => "|b1",
-        _ => throw new NotSupportedException($"numpy has no dtype for {dtype}"),
-    };
+    private static ScalarType ParseDescr(string descr, string source) =>
+        Descrs.TryGetValue(descr, out var dtype) ? dtype
+            : throw new InvalidDataException($"{source}: unsupported .npy dtype {descr}");
+
+    private static string Descr(ScalarType dtype) =>
+        Descrs.TryGetName(dtype, out var descr) ? descr
+            : throw new NotSupportedException($"numpy has no dtype for {dtype}");
 
     [GeneratedRegex(@"'descr'\s*:\s*'([^']+)'")]
     private static partial Regex DescrPattern();

@@ -88,33 +88,24 @@ public static class SafetensorsFormat
         }
     }
 
-    public static ScalarType ParseDType(string name, string source) => name switch
-    {
-        "F32" => ScalarType.Float32,
-        "F16" => ScalarType.Float16,
-        "BF16" => ScalarType.BFloat16,
-        "F64" => ScalarType.Float64,
-        "I64" => ScalarType.Int64,
-        "I32" => ScalarType.Int32,
-        "I16" => ScalarType.Int16,
-        "I8" => ScalarType.Int8,
-        "U8" => ScalarType.Byte,
-        "BOOL" => ScalarType.Bool,
-        _ => throw new InvalidDataException($"{source}: unsupported safetensors dtype {name}"),
-    };
+    /// <summary>The safetensors name of each dtype read and written.</summary>
+    private static readonly NameTable<ScalarType> DTypes = new(
+        ("F32", ScalarType.Float32),
+        ("F16", ScalarType.Float16),
+        ("BF16", ScalarType.BFloat16),
+        ("F64", ScalarType.Float64),
+        ("I64", ScalarType.Int64),
+        ("I32", ScalarType.Int32),
+        ("I16", ScalarType.Int16),
+        ("I8", ScalarType.Int8),
+        ("U8", ScalarType.Byte),
+        ("BOOL", ScalarType.Bool));
 
-    public static string DTypeName(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => "F32",
-        ScalarType.Float16 => "F16",
-        ScalarType.BFloat16 => "BF16",
-        ScalarType.Float64 => "F64",
-        ScalarType.Int64 => "I64",
-        ScalarType.Int32 => "I32",
-        ScalarType.Int16 => "I16",
-        ScalarType.Int8 => "I8",
-        ScalarType.Byte => "U8",
-        ScalarType.Bool => "BOOL",
-        _ => throw new NotSupportedException($"dtype {dtype} has no safetensors name"),
-    };
+    public static ScalarType ParseDType(string name, string source) =>
+        DTypes.TryGetValue(name, out var dtype) ? dtype
+            : throw new InvalidDataException($"{source}: unsupported safetensors dtype {name}");
+
+    public static string DTypeName(ScalarType dtype) =>
+        DTypes.TryGetName(dtype, out var name) ? name
+            : throw new NotSupportedException($"dtype {dtype} has no safetensors name");
 }

@@ -48,12 +48,9 @@ public sealed record TranscoderSetConfig
 
         string? Scalar(string key) => root.Children.TryGetValue(new YamlScalarNode(key), out var node) && node is YamlScalarNode s ? s.Value : null;
 
-        var kind = (Scalar("model_kind") ?? "transcoder_set") switch
-        {
-            "transcoder_set" => TranscoderKind.PerLayer,
-            "cross_layer_transcoder" => TranscoderKind.CrossLayer,
-            var other => throw new InvalidDataException($"{source}: unknown model_kind '{other}'"),
-        };
+        string kindName = Scalar("model_kind") ?? KindName(TranscoderKind.PerLayer);   // circuit-tracer's default
+        var kind = Kinds.TryGetValue(kindName, out var parsedKind) ? parsedKind
+            : throw new InvalidDataException($"{source}: unknown model_kind '{kindName}'");
         var activationName = Scalar("activation") ?? Scalar("activation_function");
         int k = int.TryParse(Scalar("k"), out int parsedK) ? parsedK : 0;
 
@@ -71,29 +68,36 @@ public sealed record TranscoderSetConfig
         };
     }
 
-    public static ReadHook ParseReadHook(string name) => name switch
-    {
-        "hook_resid_mid" => ReadHook.ResidMid,
-        "ln2.hook_normalized" => ReadHook.Ln2Normalized,
-        "mlp.hook_in" => ReadHook.MlpIn,
-        _ => throw new InvalidDataException($"feature_input_hook '{name}' is not supported (hook_resid_mid, ln2.hook_normalized, mlp.hook_in)"),
-    };
+    // One table per mapping: the parser and the writer (ToYaml) ask the same names.
+    private static readonly NameTable<TranscoderKind> Kinds = new(
+        ("transcoder_set", TranscoderKind.PerLayer),
+        ("cross_layer_transcoder", TranscoderKind.CrossLayer));
 
-    public static WriteHook ParseWriteHook(string name) => name switch
-    {
-        "hook_mlp_out" => WriteHook.MlpOut,
-        "mlp.hook_out" => WriteHook.MlpHookOut,
-        _ => throw new InvalidDataException($"feature_output_hook '{name}' is not supported (hook_mlp_out, mlp.hook_out)"),
-    };
+    private static readonly NameTable<ReadHook> ReadHooks = new(
+        ("hook_resid_mid", ReadHook.ResidMid),
+        ("ln2.hook_normalized", ReadHook.Ln2Normalized),
+        ("mlp.hook_in", ReadHook.MlpIn));
 
-    public static string HookName(ReadHook hook) => hook switch
-    {
-        ReadHook.ResidMid => "hook_resid_mid",
-        ReadHook.Ln2Normalized => "ln2.hook_normalized",
-        _ => "mlp.hook_in",
-    };
+    private static readonly NameTable<WriteHook> WriteHooks = new(
+        ("hook_mlp_out", WriteHook.MlpOut),
+        ("mlp.hook_out", WriteHook.MlpHookOut));
 
-    public static string HookName(WriteHook hook) => hook == WriteHook.MlpOut ? "hook_mlp_out" : "mlp.hook_out";
+    public static ReadHook ParseReadHook(string name) =>
+        ReadHooks.TryGetValue(name, out var hook) ? hook
+            : throw new InvalidDataException($"feature_input_hook '{name}' is not supported ({string.Join(", ", ReadHooks.Names)})");
+
+    public static WriteHook ParseWriteHook(string name) =>
+        WriteHooks.TryGetValue(name, out var hook) ? hook
+            : throw new InvalidDataException($"feature_output_hook '{name}' is not supported ({string.Join(", ", WriteHooks.Names)})");
+
+    public static string HookName(ReadHook hook) =>
+        ReadHooks.TryGetName(hook, out var name) ? name : throw new ArgumentOutOfRangeException(nameof(hook), hook, null);
+
+    public static string HookName(WriteHook hook) =>
+        WriteHooks.TryGetName(hook, out var name) ? name : throw new ArgumentOutOfRangeException(nameof(hook), hook, null);
+
+    private static string KindName(TranscoderKind kind) =>
+        Kinds.TryGetName(kind, out var name) ? name : throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
 
     /// <summary>Paths of the transcoder list; {layer, filepath} entries are sorted by layer.</summary>
     private static List<string> ParseTranscoderList(YamlMappingNode root, string source)
@@ -129,7 +133,7 @@ public sealed record TranscoderSetConfig
         if (ModelName is not null) lines.Add($"model_name: \"{ModelName}\"");
         if (Scan is not null) lines.Add($"scan: \"{Scan}\"");
         if (RepoId is not null) lines.Add($"repo_id: \"{RepoId}\"");
-        lines.Add($"model_kind: {(Kind == TranscoderKind.CrossLayer ? "cross_layer_transcoder" : "transcoder_set")}");
+        lines.Add($"model_kind: {KindName(Kind)}");
         lines.Add($"feature_input_hook: \"{HookName(InputHook)}\"");
         lines.Add($"feature_output_hook: \"{HookName(OutputHook)}\"");
         if (Activation is not null) lines.Add($"activation: {Activation.Kind}");

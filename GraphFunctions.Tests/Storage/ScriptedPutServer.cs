@@ -1,6 +1,7 @@
 namespace GraphFunctions.Tests.Storage;
 
 using System.Net;
+using Attribution.Tests.Support;
 
 /// <summary>
 /// A tiny HTTP server on 127.0.0.1 that records every request and answers with a scripted
@@ -9,18 +10,15 @@ using System.Net;
 /// </summary>
 internal sealed class ScriptedPutServer : IDisposable
 {
-    private readonly HttpListener listener = new();
+    private readonly LoopbackServer server;
     private readonly Queue<HttpStatusCode> answers;
     private readonly List<ReceivedRequest> received = [];
-    private readonly Task loop;
 
     public ScriptedPutServer(params HttpStatusCode[] answers)
     {
         this.answers = new Queue<HttpStatusCode>(answers);
-        Url = new Uri($"http://127.0.0.1:{GraphFunctions.LocalHost.LocalHostApp.FreeLoopbackPort()}/graphs/graph.json?X-Amz-Signature=secret");
-        listener.Prefixes.Add(Url.GetLeftPart(UriPartial.Authority) + "/");
-        listener.Start();
-        loop = Task.Run(ServeAsync);
+        server = new LoopbackServer(AnswerAsync);
+        Url = new Uri(server.Address, "graphs/graph.json?X-Amz-Signature=secret");
     }
 
     public Uri Url { get; }
@@ -34,49 +32,25 @@ internal sealed class ScriptedPutServer : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        listener.Close();
-        try
-        {
-            loop.Wait(TimeSpan.FromSeconds(5));
-        }
-        catch (AggregateException)
-        {
-            // The accept loop ends by failing on the closed listener.
-        }
-    }
+    public void Dispose() => server.Dispose();
 
-    private async Task ServeAsync()
+    private async Task AnswerAsync(HttpListenerContext context)
     {
-        while (listener.IsListening)
+        var request = context.Request;
+        using var body = new MemoryStream();
+        await request.InputStream.CopyToAsync(body);
+        HttpStatusCode status;
+        lock (received)
         {
-            HttpListenerContext context;
-            try
-            {
-                context = await listener.GetContextAsync();
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-
-            var request = context.Request;
-            using var body = new MemoryStream();
-            await request.InputStream.CopyToAsync(body);
-            HttpStatusCode status;
-            lock (received)
-            {
-                received.Add(new ReceivedRequest(
-                    request.HttpMethod, request.ContentType, request.Headers["Content-Encoding"],
-                    request.Headers["Content-Length"], request.Headers["Transfer-Encoding"], body.ToArray()));
-                status = answers.Count > 0 ? answers.Dequeue() : HttpStatusCode.OK;
-            }
-            context.Response.StatusCode = (int)status;
-            if ((int)status is >= 300 and < 400)
-                context.Response.RedirectLocation = Url.ToString(); // back to this server: a client that follows would PUT twice
-            context.Response.Close();
+            received.Add(new ReceivedRequest(
+                request.HttpMethod, request.ContentType, request.Headers["Content-Encoding"],
+                request.Headers["Content-Length"], request.Headers["Transfer-Encoding"], body.ToArray()));
+            status = answers.Count > 0 ? answers.Dequeue() : HttpStatusCode.OK;
         }
+        context.Response.StatusCode = (int)status;
+        if ((int)status is >= 300 and < 400)
+            context.Response.RedirectLocation = Url.ToString(); // back to this server: a client that follows would PUT twice
+        context.Response.Close();
     }
 }
 
