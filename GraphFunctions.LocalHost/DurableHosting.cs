@@ -2,6 +2,7 @@ namespace GraphFunctions.LocalHost;
 
 using DurableTask.AzureStorage;
 using DurableTask.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.DurableTask;
@@ -25,6 +26,13 @@ public static class DurableHosting
     /// <summary>How long a dead process's partitions stay leased before another takes them (the provider's default is 30 s).</summary>
     public static readonly TimeSpan LeaseInterval = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The largest gRPC message between the sidecar and the worker or client (gRPC's default is 4 MiB).
+    /// An orchestration's work item carries its whole history: one small record per activity of a
+    /// graph job, well under this even for tens of thousands of batches, now that jobs take no events.
+    /// </summary>
+    public const int MaxMessageBytes = 32 * 1024 * 1024;
+
     public static IServiceCollection AddDurableOnAzureStorage(this IServiceCollection services, Action<DurableTaskRegistry> tasks, string connectionString, string taskHub, int sidecarPort)
     {
         string address = $"http://127.0.0.1:{sidecarPort}";
@@ -46,14 +54,15 @@ public static class DurableHosting
         }));
         // Before the worker (hosted services start in order): the sidecar it connects to.
         services.AddHostedService(sp => new SidecarHost(address, sp.GetRequiredService<AzureStorageOrchestrationService>(), sp.GetRequiredService<ILoggerFactory>()));
+        var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { MaxReceiveMessageSize = MaxMessageBytes, MaxSendMessageSize = MaxMessageBytes });
         services.AddDurableTaskWorker(builder =>
         {
-            builder.UseGrpc(address);
+            builder.UseGrpc(channel);
             builder.AddTasks(tasks);
         });
         services.AddDurableTaskClient(builder =>
         {
-            builder.UseGrpc(address);
+            builder.UseGrpc(channel);
             builder.RegisterDirectly();
         });
         return services;
@@ -72,7 +81,11 @@ public static class DurableHosting
             builder.Services.AddSingleton(loggers);
             builder.WebHost.UseUrls(address);
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http2));
-            builder.Services.AddGrpc();
+            builder.Services.AddGrpc(grpc =>
+            {
+                grpc.MaxReceiveMessageSize = MaxMessageBytes;
+                grpc.MaxSendMessageSize = MaxMessageBytes;
+            });
             builder.Services.AddSingleton<IOrchestrationService>(provider);
             builder.Services.AddSingleton<IOrchestrationServiceClient>(provider);
             builder.Services.AddSingleton<TaskHubGrpcServer>();

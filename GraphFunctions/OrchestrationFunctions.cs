@@ -16,6 +16,10 @@ public static class OrchestrationFunctions
     public static Task<GraphJobResult> Orchestrate([OrchestrationTrigger] TaskOrchestrationContext context) =>
         new GraphOrchestrator().RunAsync(context, context.GetInput<GraphJob>()!);
 
+    [Function(nameof(StoreJobActivity))]
+    public static Task<bool> StoreJob([ActivityTrigger] GraphJob job, FunctionContext function) =>
+        Run<StoreJobActivity, GraphJob, bool>(function, job);
+
     [Function(nameof(PrepareGraphActivity))]
     public static Task<PreparedSummary> PrepareGraph([ActivityTrigger] string jobId, FunctionContext function) =>
         Run<PrepareGraphActivity, string, PreparedSummary>(function, jobId);
@@ -45,6 +49,10 @@ public static class OrchestrationFunctions
     [Function(nameof(CleanupJobActivity))]
     public static Task<bool> CleanupJob([ActivityTrigger] string jobId, FunctionContext function) =>
         Run<CleanupJobActivity, string, bool>(function, jobId);
+
+    [Function(nameof(RecordFailureActivity))]
+    public static Task<bool> RecordFailure([ActivityTrigger] FailedJob input, FunctionContext function) =>
+        Run<RecordFailureActivity, FailedJob, bool>(function, input);
 
     /// <summary>Hourly: purge the jobs past JOB_RETENTION_HOURS (the workspace container's lifecycle rule catches any orphan).</summary>
     [Function("PurgeExpiredJobs")]

@@ -25,9 +25,6 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>Seconds a Durable-aware client should wait before polling the status URL (Durable's own value).</summary>
     public const int RetryAfterSeconds = 10;
 
-    /// <summary>The most an external event may carry: events steer a job, they do not carry data.</summary>
-    public const int MaxEventBytes = 64 * 1024;
-
     /// <summary>Jobs GET /jobs lists, newest first, of at most <see cref="ScannedJobs"/> read.</summary>
     public const int ListedJobs = 50;
 
@@ -64,7 +61,14 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
         var job = new GraphJob(graphRequest.Slug, graphRequest, tokens!, signedUrl, compress, toBlob, options.BatchesPerActivity, RunId: Guid.NewGuid().ToString("N"));
-        if (await StartOrFindAsync(client, job, cancellation) is { } refused) return refused;
+        try
+        {
+            if (await StartOrFindAsync(client, job, cancellation) is { } refused) return refused;
+        }
+        catch (Exception e) when (JobFailure.Of(e) is { Kind: JobFailure.Storage or JobFailure.Disk } fault)
+        {
+            return ApiResults.Error(fault.StatusCode, $"graph job '{job.JobId}' could not be started: {fault.Message}");
+        }
         if (waitSeconds > 0 && await WaitAsync(client, job.JobId, waitSeconds, cancellation) is { } finished)
             return await ResultOfAsync(finished, cancellation);
         return Accepted(request, job.JobId);
@@ -80,9 +84,22 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     }
 
     public Task<IResult> StatusAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
-        ForJobAsync(request, client, id, withInputsAndOutputs: true, instance => Task.FromResult(StatusOf(instance)), cancellation);
+        ForJobAsync(request, client, id, withInputsAndOutputs: true, async instance => StatusOf(instance, await FailureOfAsync(instance, cancellation)), cancellation);
 
-    private static IResult StatusOf(OrchestrationMetadata instance)
+    /// <summary>
+    /// Why a failed job failed: what the orchestrator recorded with it, else Durable's own details
+    /// (null for a job that did not fail).
+    /// </summary>
+    private async Task<JobFailure?> FailureOfAsync(OrchestrationMetadata instance, CancellationToken cancellation)
+    {
+        if (instance.RuntimeStatus != OrchestrationRuntimeStatus.Failed) return null;
+        if (await JobStates.ReadFailureAsync(workspace, instance.InstanceId, cancellation) is { } recorded) return recorded;
+        return instance.FailureDetails is { } details
+            ? details.IsCausedBy<GraphDeliveryFailedException>() ? new JobFailure(JobFailure.Delivery, details.ErrorMessage) : JobFailure.Classify(details.ErrorType, details.ErrorMessage)
+            : new JobFailure(JobFailure.Other, "the job failed and recorded no reason");
+    }
+
+    private static IResult StatusOf(OrchestrationMetadata instance, JobFailure? failure)
     {
         var body = new
         {
@@ -91,7 +108,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             runtimeStatus = instance.RuntimeStatus.ToString(),
             customStatus = Parse(instance.SerializedCustomStatus),
             output = Parse(instance.SerializedOutput),
-            failure = instance.FailureDetails?.ErrorMessage,
+            failure = failure?.Message,
             createdTime = instance.CreatedAt,
             lastUpdatedTime = instance.LastUpdatedAt,
         };
@@ -113,14 +130,17 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             if (instance.Name == nameof(GraphOrchestrator)) found.Add(instance);
             if (found.Count == ScannedJobs) break;
         }
-        var jobs = found.OrderByDescending(i => i.CreatedAt).Take(ListedJobs).Select(i => new
+        var newest = found.OrderByDescending(i => i.CreatedAt).Take(ListedJobs).ToList();
+        var failures = new Dictionary<string, JobFailure?>();
+        foreach (var i in newest) failures[i.InstanceId] = await FailureOfAsync(i, cancellation);
+        var jobs = newest.Select(i => new
         {
             id = i.InstanceId,
             prompt = i.ReadInputAs<GraphJob>()?.Request.Prompt,
             runtimeStatus = i.RuntimeStatus.ToString(),
             customStatus = Parse(i.SerializedCustomStatus),
             delivered = i.RuntimeStatus == OrchestrationRuntimeStatus.Completed && i.ReadOutputAs<GraphJobResult>()?.Delivery is not null,
-            failure = i.FailureDetails?.ErrorMessage,
+            failure = failures[i.InstanceId]?.Message,
             createdTime = i.CreatedAt,
             lastUpdatedTime = i.LastUpdatedAt,
         });
@@ -136,6 +156,9 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         {
             if (instance.IsCompleted) return ApiResults.Error(StatusCodes.Status409Conflict, $"graph job '{id}' has already finished ({instance.RuntimeStatus})");
             await client.TerminateInstanceAsync(id, request.Query["reason"].ToString(), cancellation);
+            // A terminated job keeps no rows (a batch still running releases what it would have added).
+            await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(id), cancellation);
+            await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(id), cancellation);
             return Results.Accepted();
         }, cancellation);
 
@@ -148,23 +171,14 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             return Results.Ok(new { instancesDeleted = 1 });
         }, cancellation);
 
+    /// <summary>
+    /// POST /jobs/{id}/raiseEvent/{eventName}: refused with 409. The graph orchestration waits for no
+    /// event, and events it never reads still travel with every work item of its job: a few hundred
+    /// large ones once outgrew the worker's message limit and stopped every graph on the host.
+    /// </summary>
     public Task<IResult> RaiseEventAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation) =>
-        ForJobAsync(request, client, id, withInputsAndOutputs: false, _ => RaiseAsync(request, client, id, eventName, cancellation), cancellation);
-
-    private static async Task<IResult> RaiseAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation)
-    {
-        if (request.ContentLength > MaxEventBytes) return EventTooLarge();
-        var body = new MemoryStream();
-        var chunk = new byte[8192];
-        for (int read; (read = await request.Body.ReadAsync(chunk, cancellation)) > 0;)
-        {
-            if (body.Length + read > MaxEventBytes) return EventTooLarge();
-            body.Write(chunk, 0, read);
-        }
-        string payload = System.Text.Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length);
-        await client.RaiseEventAsync(id, eventName, payload, cancellation);
-        return Results.Accepted();
-    }
+        ForJobAsync(request, client, id, withInputsAndOutputs: false, _ => Task.FromResult(ApiResults.Error(StatusCodes.Status409Conflict,
+            $"graph job '{id}' takes no events: its orchestration waits for none, so event '{eventName}' is refused")), cancellation);
 
     /// <summary>
     /// Job identity: one run of a slug at a time. Under the slug's lock (every request on this
@@ -173,29 +187,63 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// id. A start racing in from another host loses at the provider's instance-id check and is
     /// judged against the winner the same way. Null: the job runs (or ran) and may be waited for.
     /// </summary>
+    /// <summary>
+    /// Starts the job's run, or finds the run of its slug that is already going: null when this
+    /// request's work runs (started here, or the same work joined), else the refusal. Hosts share
+    /// nothing but Durable storage, so Durable decides which run a slug has: the instance id is the
+    /// slug, a start is refused or dropped while a run of it goes, and the run Durable keeps is the
+    /// one read back. The job's files are written by that run itself (<see cref="StoreJobActivity"/>),
+    /// so no host can overwrite the request a graph is computed from.
+    /// </summary>
     private async Task<IResult?> StartOrFindAsync(DurableTaskClient client, GraphJob job, CancellationToken cancellation)
     {
-        using var held = await slugLocks.EnterAsync(job.JobId, cancellation);
+        using var held = await slugLocks.EnterAsync(job.JobId, cancellation);   // one decision at a time per slug in this process
         var existing = await client.GetInstanceAsync(job.JobId, getInputsAndOutputs: true, cancellation);
         if (existing is { IsCompleted: false }) return JoinOrRefuse(existing, job);
-        if (existing is not null)
-        {
-            await client.PurgeInstanceAsync(job.JobId, cancellation: cancellation);
-            await workspace.DeletePrefixAsync(JobKeys.Prefix(job.JobId), cancellation);
-        }
-        await JobStates.WriteJobAsync(workspace, job, cancellation);
+        if (existing is not null) await PurgeFinishedRunAsync(client, job.JobId, cancellation);
+        Exception? refused = null;
         try
         {
-            // Dedupe: a provider that sees the slug running keeps that run (the Azure Storage provider drops the duplicate start).
             await client.ScheduleNewOrchestrationInstanceAsync(nameof(GraphOrchestrator), job, new StartOrchestrationOptions(job.JobId) { DedupeStatuses = RunningStatuses }, cancellation);
-            return null;
+        }
+        catch (Exception e) when (!cancellation.IsCancellationRequested)
+        {
+            refused = e;   // another host's start of this slug came first, or storage failed: the read-back tells which
+        }
+        var kept = await KeptRunAsync(client, job.JobId, cancellation)
+            ?? throw refused ?? new InvalidOperationException($"graph job '{job.JobId}' was started but never became visible");
+        return kept.ReadInputAs<GraphJob>()?.RunId == job.RunId ? null : JoinOrRefuse(kept, job);
+    }
+
+    /// <summary>Purges a finished run of the slug before a new one; another host resubmitting it may have purged it first.</summary>
+    private static async Task PurgeFinishedRunAsync(DurableTaskClient client, string id, CancellationToken cancellation)
+    {
+        try
+        {
+            await client.PurgeInstanceAsync(id, cancellation: cancellation);
         }
         catch (Exception) when (!cancellation.IsCancellationRequested)
         {
-            if (await client.GetInstanceAsync(job.JobId, getInputsAndOutputs: true, cancellation) is not { IsCompleted: false } winner) throw;
-            return JoinOrRefuse(winner, job);
+            // Already purged, or replaced by another host's new run: the start below and its read-back decide.
         }
     }
+
+    /// <summary>
+    /// The run of the slug that Durable stored, once its start is visible (the Azure Storage provider
+    /// drops a duplicate start silently); null when none shows within <see cref="StartVisibleWithin"/>.
+    /// </summary>
+    private static async Task<OrchestrationMetadata?> KeptRunAsync(DurableTaskClient client, string id, CancellationToken cancellation)
+    {
+        var deadline = DateTime.UtcNow + StartVisibleWithin;
+        for (var wait = TimeSpan.FromMilliseconds(20); DateTime.UtcNow < deadline; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(1).Ticks)))
+        {
+            if (await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellation) is { } stored && stored.ReadInputAs<GraphJob>() is not null) return stored;
+            await Task.Delay(wait, cancellation);
+        }
+        return null;
+    }
+
+    private static readonly TimeSpan StartVisibleWithin = TimeSpan.FromSeconds(30);
 
     private static IResult? JoinOrRefuse(OrchestrationMetadata running, GraphJob job) =>
         running.ReadInputAs<GraphJob>() is { } runningJob && runningJob.SameWorkAs(job)
@@ -225,11 +273,12 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             case OrchestrationRuntimeStatus.Terminated:
                 return ApiResults.Error(StatusCodes.Status410Gone,
                     $"graph job '{instance.InstanceId}' was terminated{(Parse(instance.SerializedOutput) is { } why ? $": {why}" : "")}");
-            case OrchestrationRuntimeStatus.Failed when instance.FailureDetails?.IsCausedBy<GraphDeliveryFailedException>() == true:
-                return ApiResults.Error(StatusCodes.Status502BadGateway, instance.FailureDetails.ErrorMessage);
+            case OrchestrationRuntimeStatus.Failed:
+                var failure = (await FailureOfAsync(instance, cancellation))!;
+                return ApiResults.Error(failure.StatusCode,
+                    failure.Kind == JobFailure.Other ? $"graph generation did not complete: {failure.Message}" : failure.Message);
             case not OrchestrationRuntimeStatus.Completed:
-                string reason = instance.FailureDetails?.ErrorMessage ?? instance.RuntimeStatus.ToString();
-                return ApiResults.Error(StatusCodes.Status500InternalServerError, $"graph generation did not complete: {reason}");
+                return ApiResults.Error(StatusCodes.Status500InternalServerError, $"graph generation did not complete: {instance.RuntimeStatus}");
         }
         var result = instance.ReadOutputAs<GraphJobResult>()!;
         if (result.Delivery is { } delivered) return Results.Json(new { success = delivered.Message });
@@ -289,9 +338,6 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             return payload.ExecuteAsync(httpContext);
         }
     }
-
-    private static IResult EventTooLarge() =>
-        ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"event payload exceeds {MaxEventBytes} bytes");
 
     /// <summary>A serialized Durable value as JSON; text that is not JSON (a failed run's output may be) as a string.</summary>
     private static JsonElement? Parse(string? json)

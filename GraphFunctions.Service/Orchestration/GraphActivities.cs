@@ -9,6 +9,21 @@ using GraphFunctions.Workers;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging;
 
+/// <summary>
+/// The run's first step: the job's files are this run's alone. What an earlier run of the slug left
+/// is removed, and the request this run computes is written from its own input, so the stored
+/// request and the graph always agree, whichever host started the run.
+/// </summary>
+public class StoreJobActivity(IWorkspaceStore workspace) : TaskActivity<GraphJob, bool>
+{
+    public override async Task<bool> RunAsync(TaskActivityContext context, GraphJob input)
+    {
+        await workspace.DeletePrefixAsync(JobKeys.Prefix(input.JobId));
+        await JobStates.WriteJobAsync(workspace, input);
+        return true;
+    }
+}
+
 /// <summary>Prepare: the clean forward pass and the frozen forward pass of a job, on this worker.</summary>
 public class PrepareGraphActivity(JobStates states, GpuGate gpu) : TaskActivity<string, PreparedSummary>
 {
@@ -66,12 +81,14 @@ public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore
 /// One batch of feature rows (one backward pass per batch_size targets), stored as a row block.
 /// A batch that runs out of memory stores nothing and says so; the orchestrator halves it.
 /// </summary>
-public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, ILogger<FeatureRowsActivity>? log = null)
+public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, JobWatch watch, ILogger<FeatureRowsActivity>? log = null)
     : TaskActivity<FeatureBatch, RowBlock>
 {
     public override async Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
     {
         using var slot = await gpu.EnterAsync();
+        // Durable still runs the slices a terminated job had scheduled: skip them, and free the slot.
+        if (await SkipFinishedAsync(context, input)) return new RowBlock(input.Block, 0);
         // Which process ran which slice: how scale-out over several workers shows in the logs.
         log?.LogInformation("Feature rows {Block} of job {Job} in process {Process}", input.Block, input.JobId, Environment.ProcessId);
         var state = await states.GetAsync(input.JobId);
@@ -98,8 +115,21 @@ public class FeatureRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore 
         {
             return new RowBlock(input.Block, 0, OutOfMemory: true);
         }
-        using (rows) await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input.JobId, input.Block), rows);
+        using (rows)
+        {
+            if (await SkipFinishedAsync(context, input)) return new RowBlock(input.Block, 0);   // terminated while this batch ran
+            await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input.JobId, input.Block), rows);
+        }
         return new RowBlock(input.Block, features.Length);
+    }
+
+    /// <summary>Whether the job has finished; its rows are then released (a terminated job keeps none).</summary>
+    private async Task<bool> SkipFinishedAsync(TaskActivityContext context, FeatureBatch input)
+    {
+        if (!await watch.HasFinishedAsync(context.InstanceId)) return false;
+        log?.LogInformation("Skipped feature rows {Block} of finished job {Job}", input.Block, input.JobId);
+        await states.ReleaseRowsAsync(workspace, input.JobId);
+        return true;
     }
 
     /// <summary>libtorch reports exhausted (GPU) memory as an error whose message says so.</summary>
@@ -165,10 +195,21 @@ public class CleanupJobActivity(IWorkspaceStore workspace, JobStates states) : T
 {
     public override async Task<bool> RunAsync(TaskActivityContext context, string input)
     {
-        await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(input));
-        await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(input));
-        states.Forget(input);
-        Attribution.TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
+        await states.ReleaseRowsAsync(workspace, input);
+        return true;
+    }
+}
+
+/// <summary>
+/// A failed job: its reason kept with it (<see cref="JobFailure"/>), and its row blocks released
+/// at once; a full disk must not stay full until the retention purges the job.
+/// </summary>
+public class RecordFailureActivity(IWorkspaceStore workspace, JobStates states) : TaskActivity<FailedJob, bool>
+{
+    public override async Task<bool> RunAsync(TaskActivityContext context, FailedJob input)
+    {
+        await states.ReleaseRowsAsync(workspace, input.JobId);   // first: the reason is small, the rows may be what filled the disk
+        await JobStates.WriteFailureAsync(workspace, input.JobId, input.Failure);
         return true;
     }
 }

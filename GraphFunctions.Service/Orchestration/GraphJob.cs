@@ -38,6 +38,7 @@ public static class JobKeys
     public static string RowsPrefix(string jobId) => $"jobs/{jobId}/rows/";
     public static string Queue(string jobId, int round) => $"jobs/{jobId}/queues/{round}";
     public static string QueuesPrefix(string jobId) => $"jobs/{jobId}/queues/";
+    public static string Failure(string jobId) => $"jobs/{jobId}/failure.json";
     public const string LogitBlock = "logits";
 }
 
@@ -61,6 +62,9 @@ public sealed record RankedFeatures(string? Key, int Count);
 public sealed record FeatureBatch(string JobId, string? QueueKey, int Offset, int Count, string Block, bool Shrunk = false);
 
 public sealed record AssembleInput(string JobId, IReadOnlyList<string> Blocks);
+
+/// <summary>A failed job and why, for the activity that records it.</summary>
+public sealed record FailedJob(string JobId, JobFailure Failure);
 
 /// <summary>The finished graph in the workspace, with what a caller may want to know about it.</summary>
 public sealed record GraphOutput(string GraphKey, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, double ReplacementScore, double CompletenessScore);

@@ -16,11 +16,26 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
 
     public override async Task<GraphJobResult> RunAsync(TaskOrchestrationContext context, GraphJob job)
     {
+        try
+        {
+            return await RunJobAsync(context, job);
+        }
+        catch (Exception e) when (e is TaskFailedException or GraphDeliveryFailedException)
+        {
+            // The reason is kept with the job (not every provider keeps Durable's failure details), and the rows go now.
+            await context.CallActivityAsync<bool>(nameof(RecordFailureActivity), new FailedJob(job.JobId, JobFailure.Of(e)), Retry);
+            throw;
+        }
+    }
+
+    private static async Task<GraphJobResult> RunJobAsync(TaskOrchestrationContext context, GraphJob job)
+    {
         var started = context.CurrentUtcDateTime;
         void Report(string phase, int visited, int toVisit) =>
             context.SetCustomStatus(new GraphJobStatus(phase, visited, toVisit, (context.CurrentUtcDateTime - started).TotalSeconds));
 
         Report(AttributionPlan.PreparePhase, 0, 0);
+        await context.CallActivityAsync<bool>(nameof(StoreJobActivity), job, Retry);
         var prepared = await context.CallActivityAsync<PreparedSummary>(nameof(PrepareGraphActivity), job.JobId, Retry);
         var plan = job.Plan(prepared.ActiveFeatures);
         Report(AttributionPlan.LogitRowsPhase, 0, plan.MaxFeatures);
@@ -63,7 +78,6 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
             if (!delivery.Success)
             {
                 // The job failed: its status names the reason, and the waiting client gets it as {"error": ...}.
-                await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
                 Report("delivery failed", visited, plan.MaxFeatures);
                 throw new GraphDeliveryFailedException(delivery.Message);
             }

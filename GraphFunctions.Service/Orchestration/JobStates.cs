@@ -131,6 +131,26 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         return state;
     }
 
+    /// <summary>Deletes the job's row blocks and queues and forgets its prepared state on this worker.</summary>
+    public async Task ReleaseRowsAsync(IWorkspaceStore workspace, string jobId)
+    {
+        await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(jobId));
+        await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(jobId));
+        Forget(jobId);
+        Attribution.TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
+    }
+
+    public static Task WriteFailureAsync(IWorkspaceStore workspace, string jobId, JobFailure failure, CancellationToken cancellation = default) =>
+        workspace.WriteAsync(JobKeys.Failure(jobId), (stream, ct) => JsonSerializer.SerializeAsync(stream, failure, cancellationToken: ct), cancellation);
+
+    /// <summary>The failure the orchestrator recorded for the job, or null when it recorded none.</summary>
+    public static async Task<JobFailure?> ReadFailureAsync(IWorkspaceStore workspace, string jobId, CancellationToken cancellation = default)
+    {
+        if ((await workspace.ListAsync(JobKeys.Failure(jobId), cancellation)).Count == 0) return null;
+        await using var stream = await workspace.OpenReadAsync(JobKeys.Failure(jobId), cancellation);
+        return await JsonSerializer.DeserializeAsync<JobFailure>(stream, cancellationToken: cancellation);
+    }
+
     public static Task WriteJobAsync(IWorkspaceStore workspace, GraphJob job, CancellationToken cancellation = default) =>
         workspace.WriteAsync(JobKeys.Job(job.JobId), (stream, ct) => JsonSerializer.SerializeAsync(stream, job, cancellationToken: ct), cancellation);
 

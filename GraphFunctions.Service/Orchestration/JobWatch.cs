@@ -15,6 +15,13 @@ public sealed class JobWatch(DurableTaskClient? client)
     /// <summary>How many activities were stopped because their job had finished.</summary>
     public int Cancellations => Volatile.Read(ref cancellations);
 
+    /// <summary>
+    /// Whether the job has finished (terminated, typically) or is gone: work queued for it is then
+    /// skipped. Without a client it never has.
+    /// </summary>
+    public async Task<bool> HasFinishedAsync(string instanceId, CancellationToken cancellation = default) =>
+        client is not null && await client.GetInstanceAsync(instanceId, cancellation) is null or { IsCompleted: true };
+
     /// <summary>A source whose token is cancelled when <paramref name="instanceId"/> has finished; dispose it when the work is done.</summary>
     public CancellationTokenSource WhileRunning(string instanceId)
     {

@@ -68,6 +68,9 @@ public sealed class SignedUrlPolicy
             url = null;
             return "signed_url is not a valid absolute URL";
         }
+        // Uri trims what surrounds the text; the upload must go to exactly the URL that was signed.
+        if (signedUrl.Trim() != signedUrl)
+            return "signed_url has spaces or line breaks around it";
 
         var https = url.Scheme == Uri.UriSchemeHttps;
         if (!https && url.Scheme != Uri.UriSchemeHttp)

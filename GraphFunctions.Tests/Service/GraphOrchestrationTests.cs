@@ -34,7 +34,7 @@ public class GraphOrchestrationTests
     }
 
     /// <summary>Throws on its first call only, as a transient failure would.</summary>
-    public sealed class FailOnceFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
+    public sealed class FailOnceFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, JobWatch watch) : FeatureRowsActivity(states, gpu, workspace, models, watch)
     {
         private static int calls;
 
@@ -47,7 +47,7 @@ public class GraphOrchestrationTests
     }
 
     /// <summary>Claims every full-size batch runs out of memory: the orchestrator must halve them.</summary>
-    public sealed class TightMemoryFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
+    public sealed class TightMemoryFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, JobWatch watch) : FeatureRowsActivity(states, gpu, workspace, models, watch)
     {
         private static int refused;
 

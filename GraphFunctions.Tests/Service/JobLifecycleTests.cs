@@ -134,23 +134,22 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task Events_above_the_cap_are_refused_with_413()
+    public async Task Events_are_refused_with_409_saying_graph_jobs_take_none()
     {
         using (await service.Services.GetRequiredService<GpuGate>().EnterAsync())
         {
             using var started = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("evented")));
+            Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
             using var small = await service.Http.PostAsync("/jobs/evented/raiseEvent/note", LocalService.Json("\"hello\""));
-            Assert.Equal(HttpStatusCode.Accepted, small.StatusCode);
-            using var large = await service.Http.PostAsync("/jobs/evented/raiseEvent/note", LocalService.Json($"\"{new string('x', GraphApi.MaxEventBytes)}\""));
-            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.StatusCode);
-            // Without a Content-Length (chunked), the cap holds while reading.
-            using var chunked = new HttpRequestMessage(HttpMethod.Post, "/jobs/evented/raiseEvent/note")
-            {
-                Content = new PushStreamContent(new string('y', 3 * GraphApi.MaxEventBytes)),
-            };
-            using var streamed = await service.Http.SendAsync(chunked);
-            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, streamed.StatusCode);
+            Assert.Equal(HttpStatusCode.Conflict, small.StatusCode);
+            using var answer = await LocalService.JsonOf(small);
+            Assert.Contains("takes no events", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+            using var unknown = await service.Http.PostAsync("/jobs/no-such-job/raiseEvent/note", LocalService.Json("\"hello\""));
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         }
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while ((await service.Durable.GetInstanceAsync("evented"))?.IsCompleted != true && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, (await service.Durable.GetInstanceAsync("evented"))!.RuntimeStatus);
     }
 
     [Fact]
@@ -210,19 +209,6 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
         {
             listener.Stop();
             lock (held) foreach (var client in held) client.Dispose();
-        }
-    }
-
-    /// <summary>A body sent without a Content-Length.</summary>
-    private sealed class PushStreamContent(string text) : HttpContent
-    {
-        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
-            stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text)).AsTask();
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = 0;
-            return false;
         }
     }
 }

@@ -1,7 +1,6 @@
 namespace GraphFunctions.Tests.Service;
 
 using System.Net;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Attribution.Loading;
 using Attribution.Pipeline;
@@ -9,6 +8,7 @@ using Attribution.Tests.Support;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
 using GraphFunctions.Tests.Support;
+using static GraphFunctions.Tests.Support.JobPolling;
 
 /// <summary>
 /// Jobs on the Azure Storage provider (the one Durable Functions uses in Azure) against Azurite,
@@ -20,7 +20,6 @@ using GraphFunctions.Tests.Support;
 public sealed class PersistentJobsTests : IDisposable
 {
     private static readonly TimeSpan Ready = TimeSpan.FromMinutes(2);
-    private static readonly TimeSpan JobLimit = TimeSpan.FromMinutes(4);
     private readonly TempFolder folder = new("gf-persistent");
     private readonly string taskHub = $"t{Guid.NewGuid():N}"[..24];
 
@@ -30,29 +29,6 @@ public sealed class PersistentJobsTests : IDisposable
     private static string Body(string slug) =>
         $$"""{"prompt": "The cat sat on the mat", "model_id": "graphfunctions/tiny-gemma-2", "slug_identifier": "{{slug}}", "batch_size": 4, "max_feature_nodes": 240}""";
 
-    private static async Task<JsonElement> StatusAsync(HttpClient client, string id)
-    {
-        using var response = await client.GetAsync($"/jobs/{id}");
-        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        return json.RootElement.Clone();
-    }
-
-    private static int Visited(JsonElement status) =>
-        status.TryGetProperty("customStatus", out var custom) && custom.ValueKind == JsonValueKind.Object ? custom.GetProperty("features_visited").GetInt32() : 0;
-
-    private static async Task<JsonElement> WaitAsync(HttpClient client, string id, Func<JsonElement, bool> done)
-    {
-        var deadline = DateTime.UtcNow + JobLimit;
-        while (DateTime.UtcNow < deadline)
-        {
-            var status = await StatusAsync(client, id);
-            if (done(status)) return status;
-            await Task.Delay(250);
-        }
-        throw new TimeoutException($"job {id} did not get there within {JobLimit}: {await StatusAsync(client, id)}");
-    }
-
-    private static bool Finished(JsonElement status) => status.TryGetProperty("runtimeStatus", out var s) && s.GetString() is "Completed" or "Failed" or "Terminated";
 
     /// <summary>The graph the engine computes directly for the stored job, and the one the job produced, without timestamps.</summary>
     private async Task AssertGraphEqualsTheDirectEngineAsync(HttpClient client, string id)

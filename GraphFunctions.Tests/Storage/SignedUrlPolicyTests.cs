@@ -30,6 +30,8 @@ public sealed class SignedUrlPolicyTests
     [InlineData(AllowList, "http://account.r2.cloudflarestorage.com/key", "signed_url must use https")]
     [InlineData(AllowList, "ftp://graphs.s3.amazonaws.com/graph.json", "signed_url must use https")]
     [InlineData(AllowList, "file:///etc/passwd", "signed_url must use https")]
+    [InlineData(AllowList, " https://graphs.s3.amazonaws.com/graph.json", "signed_url has spaces or line breaks around it")]
+    [InlineData(AllowList, "https://graphs.s3.amazonaws.com/graph.json\n", "signed_url has spaces or line breaks around it")]
     // not URLs
     [InlineData(AllowList, "", "signed_url is not a valid absolute URL")]
     [InlineData(AllowList, "   ", "signed_url is not a valid absolute URL")]

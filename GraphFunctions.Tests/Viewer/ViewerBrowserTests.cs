@@ -27,7 +27,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
     private const string Slug = "viewer-e2e";
 
     /// <summary>Feature rows that take 200 ms a batch, so the tiny model's job runs long enough to be watched.</summary>
-    public sealed class PacedFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models) : FeatureRowsActivity(states, gpu, workspace, models)
+    public sealed class PacedFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, JobWatch watch) : FeatureRowsActivity(states, gpu, workspace, models, watch)
     {
         public override async Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
         {
