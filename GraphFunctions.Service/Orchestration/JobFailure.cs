@@ -34,8 +34,7 @@ public sealed record JobFailure(string Kind, string Message)
     public static JobFailure Of(Exception error) => error switch
     {
         GraphDeliveryFailedException delivery => new(Delivery, delivery.Message),
-        TaskFailedException { FailureDetails: var details } => Classify(details.ErrorType, details.ErrorMessage)
-            with { Message = $"{details.ErrorMessage} (in {((TaskFailedException)error).TaskName})" },
+        TaskFailedException { FailureDetails: var details } failed => Classify(details.ErrorType, $"{details.ErrorMessage} (in {failed.TaskName})"),
         _ => Classify(Innermost(error).GetType().FullName ?? "", Innermost(error).Message),
     };
 

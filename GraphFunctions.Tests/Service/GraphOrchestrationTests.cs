@@ -1,5 +1,6 @@
 namespace GraphFunctions.Tests.Service;
 
+using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Attribution.Pipeline;
@@ -60,6 +61,21 @@ public class GraphOrchestrationTests
             if (input.Count <= 8) return base.RunAsync(context, input);
             Interlocked.Increment(ref refused);
             return Task.FromResult(new RowBlock(input.Block, 0, OutOfMemory: true));
+        }
+    }
+
+    /// <summary>Stores the first batch's rows, then finds the disk full, as a workspace volume that filled up would.</summary>
+    public sealed class DiskFullFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, JobWatch watch) : FeatureRowsActivity(states, gpu, workspace, models, watch)
+    {
+        private static int refusals;
+
+        public static int Refusals => refusals;
+
+        public override Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
+        {
+            if (input.Block == "r0-b0") return base.RunAsync(context, input);
+            Interlocked.Increment(ref refusals);
+            throw new IOException($"No space left on device : '/workspace/jobs/{input.JobId}/rows/{input.Block}'");
         }
     }
 
@@ -179,5 +195,23 @@ public class GraphOrchestrationTests
         var (orchestrated, direct, _) = await RunBothAsync(service, Request("tight", 40));
         Assert.True(TightMemoryFeatureRows.Refused >= 2, $"{TightMemoryFeatureRows.Refused} batches refused");   // 16-row batches, halved to 8
         AssertSameGraph(direct, orchestrated);
+    }
+
+    [Fact]
+    public async Task A_full_disk_fails_the_job_with_507_naming_it_and_frees_its_rows()
+    {
+        await using var service = await LocalService.StartAsync(tasks: registry => RegisterReplacing<FeatureRowsActivity, DiskFullFeatureRows>(registry));
+        int before = DiskFullFeatureRows.Refusals;
+
+        using var response = await service.Http.PostAsync("/generate-graph",
+            LocalService.Json("""{"prompt": "The cat sat on the mat", "model_id": "graphfunctions/tiny-gemma-2", "slug_identifier": "disk-full", "batch_size": 4, "max_feature_nodes": 40}"""));
+        using var answer = await LocalService.JsonOf(response);
+
+        Assert.True(DiskFullFeatureRows.Refusals > before, "the injected full disk was never hit");
+        Assert.Equal(HttpStatusCode.InsufficientStorage, response.StatusCode);
+        Assert.Contains("the workspace disk is full", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Empty(await service.Workspace.ListAsync(JobKeys.RowsPrefix("disk-full")));   // the first batch's rows went with the failure
+        using var status = await LocalService.JsonOf(await service.Http.GetAsync("/jobs/disk-full"));
+        Assert.Contains("No space left on device", status.RootElement.GetProperty("failure").GetString(), StringComparison.Ordinal);
     }
 }
