@@ -317,4 +317,27 @@ public class SteeringTests
         using var negative = new Sampler(temperature: 2, frequencyPenalty: -1.5, seed: 1).Distribution(logits, [2, 2, 0]);
         Assert.True(negative.allclose(withoutPenalty, rtol: 0, atol: 0));
     }
+
+    [Fact]
+    public void Extreme_temperatures_and_penalties_still_give_a_distribution()
+    {
+        using var logits = tensor(new float[] { 1f, 2f, 3f });
+
+        // A temperature of 1e-300 is greedy in effect, not NaN.
+        using var cold = new Sampler(temperature: 1e-300, frequencyPenalty: 0, seed: 1).Distribution(logits, []);
+        Assert.Equal([0f, 0f, 1f], cold.data<float>().ToArray());
+
+        // A penalty beyond float32 rules out the counted token and leaves the others.
+        using var harsh = new Sampler(temperature: 100, frequencyPenalty: 1e308, seed: 1).Distribution(logits, [2]);
+        var p = harsh.data<float>().ToArray();
+        Assert.All(p, v => Assert.True(float.IsFinite(v)));
+        Assert.Equal(0f, p[2]);
+        Assert.Equal(1f, p[0] + p[1], 5);
+
+        // When every token is ruled out, the tempered distribution stands.
+        using var everything = new Sampler(temperature: 100, frequencyPenalty: 1e308, seed: 1).Distribution(logits, [0, 1, 2]);
+        using var tempered = new Sampler(temperature: 100, frequencyPenalty: 0, seed: 1).Distribution(logits, []);
+        Assert.True(everything.allclose(tempered));
+        Assert.InRange(new Sampler(temperature: 100, frequencyPenalty: 1e308, seed: 1).Next(logits, [0, 1, 2]), 0, 2);
+    }
 }

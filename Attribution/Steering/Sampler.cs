@@ -11,6 +11,9 @@ using static TorchSharp.torch;
 /// </summary>
 public sealed class Sampler : IDisposable
 {
+    /// <summary>Well inside float32's normal range (≥ 1.2e-38).</summary>
+    private const double SmallestTemperature = 1e-30;
+
     private readonly double temperature;
     private readonly double frequencyPenalty;
     private readonly Generator generator;
@@ -26,11 +29,20 @@ public sealed class Sampler : IDisposable
     public Tensor Distribution(Tensor logits, IReadOnlyList<int> sequence)
     {
         using var scope = NewDisposeScope();
-        var adjusted = logits.to(ScalarType.Float32) / temperature;
+        var raw = logits.to(ScalarType.Float32);
+        // Shifted by the maximum before the division (softmax does not see a shift), so every value is
+        // ≤ 0 and the top one 0; a temperature below float32's range (1e-300 is 0 there, and 0/0 NaN)
+        // divides as its smallest one does: greedy in effect, as it is in the limit.
+        var tempered = (raw - raw.max()) / Math.Max(temperature, SmallestTemperature);
+        var adjusted = tempered;
         if (frequencyPenalty > 0)
         {
             using var ids = tensor(sequence.Select(t => (long)t).ToArray(), device: logits.device);
-            adjusted = adjusted - frequencyPenalty * ids.bincount(null, logits.shape[0]).to(ScalarType.Float32);
+            var counts = ids.bincount(null, logits.shape[0]).to(ScalarType.Float32);
+            // Only counted tokens are penalised: 0 × a penalty beyond float32 (1e308 → ∞) would be NaN.
+            adjusted = tempered - where(counts > 0, counts * frequencyPenalty, zeros_like(counts));
+            // A penalty that rules out every token leaves the tempered distribution.
+            if (float.IsNegativeInfinity(adjusted.max().item<float>())) adjusted = tempered;
         }
         return adjusted.softmax(-1).MoveToOuterDisposeScope();
     }

@@ -57,7 +57,10 @@ public static class TextGeneration
         var feed = cache is null ? tokens : tokens.GetRange(tokens.Count - newTokens, newTokens);
         using var ids = tensor(feed.Select(t => (long)t).ToArray(), device: model.Device).unsqueeze(0);
         var logits = model.ForwardLogits(ids, cache is null ? policyFactory() : policy, cache);
-        return logits[0, -1].to(ScalarType.Float32).MoveToOuterDisposeScope();
+        var last = logits[0, -1].to(ScalarType.Float32);
+        if (!last.isfinite().all().item<bool>())
+            throw new NonFiniteLogitsException($"the model's logits are not finite after {tokens.Count} tokens: the steering overflows the model's arithmetic (a delta far beyond the features' activations?)");
+        return last.MoveToOuterDisposeScope();
     }
 
     private static (int Token, float Probability)[] TopNext(Tensor logits, int k)
@@ -72,5 +75,23 @@ public static class TextGeneration
             var t = indices.cpu().data<long>().ToArray();
             return t.Select((token, i) => ((int)token, p[i])).ToArray();
         }
+    }
+}
+
+/// <summary>A steered run whose numbers overflowed: the request, not the service, is at fault.</summary>
+public sealed class NonFiniteLogitsException : Exception
+{
+    public NonFiniteLogitsException()
+    {
+    }
+
+    public NonFiniteLogitsException(string message)
+        : base(message)
+    {
+    }
+
+    public NonFiniteLogitsException(string message, Exception inner)
+        : base(message, inner)
+    {
     }
 }

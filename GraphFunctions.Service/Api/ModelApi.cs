@@ -47,17 +47,25 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         if (slot is null) return ApiRequests.Busy();
         var vocabulary = new SteeringVocabulary(model.Tokenizer.BosId, model.Tokenizer.EosIds);
         // The request's token is cancelled when the client disconnects: generation stops and the slot frees.
-        var result = await Task.Run(() =>
+        SteeringResult result;
+        try
         {
-            try
+            result = await Task.Run(() =>
             {
-                return Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation);
-            }
-            finally
-            {
-                Attribution.TorchInfo.ReleaseFreedMemory();
-            }
-        }, cancellation);
+                try
+                {
+                    return Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation);
+                }
+                finally
+                {
+                    Attribution.TorchInfo.ReleaseFreedMemory();
+                }
+            }, cancellation);
+        }
+        catch (NonFiniteLogitsException e)
+        {
+            return ApiResults.BadRequest(e.Message);
+        }
 
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))

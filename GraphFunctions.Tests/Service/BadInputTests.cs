@@ -62,6 +62,7 @@ public sealed class BadInputTests(BadInputTests.Fixture fixture) : IClassFixture
         { "/generate-graph", Graph(""", "batch_size": -5"""), "ok", 400, "batch_size must be between 1" },
         { "/generate-graph", Graph(""", "edge_threshold": 1e400"""), "ok", 400, "edge_threshold must be a finite number" },
         { "/steer", Steer(""", "freq_penalty": 1e999"""), "ok", 400, "freq_penalty must be a finite number" },
+        { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "delta": 1e308}"""), "ok", 400, "logits are not finite" },
         { "/steer", Steer("", string.Join(", ", Enumerable.Repeat(Feature, RequestSchema.Features.MaxItems + 1))), "ok", 400, $"features lists {RequestSchema.Features.MaxItems + 1} items, at most {RequestSchema.Features.MaxItems}" },
         // Model, prompt and token limit
         { "/generate-graph", """{"prompt": "1 2 ", "model_id": "google/gemma-2-2b"}""", "ok", 400, "model_id 'google/gemma-2-2b' is not served here: this server runs 'graphfunctions/tiny-gemma-2'" },
