@@ -143,6 +143,11 @@ case "${1:-}" in
   stop-azurite)
     stop_one azurite
     ;;
+  resume-azurite)
+    # For the storage-outage test: Azurite again on the data it left (not wiped, unlike start).
+    AZURITE_LOCATION="$DATA/azurite" start_one azurite
+    wait_ready azurite
+    ;;
   start)
     install_tools
     mkdir -p "$DATA"
@@ -158,7 +163,7 @@ case "${1:-}" in
     stop_one s3rver
     ;;
   *)
-    echo "usage: $0 start|stop|run-azurite|stop-azurite" >&2
+    echo "usage: $0 start|stop|run-azurite|stop-azurite|resume-azurite" >&2
     exit 2
     ;;
 esac

@@ -139,4 +139,26 @@ public sealed class FaultTests : IDisposable
         Assert.True(SlicesRun() < 60, "every slice ran");
         Assert.Empty(RowFiles(id));
     }
+
+    [Fact]
+    public async Task A_storage_outage_mid_graph_is_ridden_out_and_the_job_completes()
+    {
+        const string id = "outage";
+        using var host = HostProcess.Start(taskHub, folder["workspace"]);
+        await host.WaitReadyAsync(Ready);
+        using var client = host.Client();
+        using (var started = await StartAsync(client, Body(id))) Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        await WaitAsync(client, id, s => Visited(s) >= 8 || Finished(s));
+
+        await using (var outage = await AzuriteOutage.BeginAsync())
+        {
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            using var during = await StartAsync(client, Body("during-outage"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, during.StatusCode);
+            await Task.Delay(TimeSpan.FromSeconds(55));
+        }
+
+        var end = await WaitAsync(client, id, Finished);
+        Assert.Equal("Completed", RuntimeStatus(end));
+    }
 }
