@@ -9,6 +9,7 @@ using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
 using GraphFunctions.Workers;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 
@@ -176,9 +177,32 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// event, and events it never reads still travel with every work item of its job: a few hundred
     /// large ones once outgrew the worker's message limit and stopped every graph on the host.
     /// </summary>
-    public Task<IResult> RaiseEventAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation) =>
-        ForJobAsync(request, client, id, withInputsAndOutputs: false, _ => Task.FromResult(ApiResults.Error(StatusCodes.Status409Conflict,
+    public async Task<IResult> RaiseEventAsync(HttpRequest request, DurableTaskClient client, string id, string eventName, CancellationToken cancellation)
+    {
+        // A client sends its whole body before it reads the answer: read and drop it (for clients with
+        // the secret), or the answer is a broken connection.
+        if (secret.Refusal(request) is { } refused) return refused;
+        if (!await DrainedAsync(request, cancellation))
+            return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"event bodies beyond {EventDrainLimit} bytes are not read (and graph jobs take no events)");
+        return await ForJobAsync(request, client, id, withInputsAndOutputs: false, _ => Task.FromResult(ApiResults.Error(StatusCodes.Status409Conflict,
             $"graph job '{id}' takes no events: its orchestration waits for none, so event '{eventName}' is refused")), cancellation);
+    }
+
+    /// <summary>The most of a refused event's body that is read (and dropped) so that its client gets the answer.</summary>
+    public const long EventDrainLimit = 64L * 1024 * 1024;
+
+    /// <summary>Reads the request body to its end and drops it; false when it runs past <see cref="EventDrainLimit"/>.</summary>
+    private static async Task<bool> DrainedAsync(HttpRequest request, CancellationToken cancellation)
+    {
+        if (request.ContentLength > EventDrainLimit) return false;
+        // The server's own limit (30 MB in Kestrel) would break the connection first.
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = EventDrainLimit;
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        for (int read; (read = await request.Body.ReadAsync(buffer, cancellation)) > 0;)
+            if ((total += read) > EventDrainLimit) return false;
+        return true;
+    }
 
     /// <summary>
     /// Job identity: one run of a slug at a time. Under the slug's lock (every request on this

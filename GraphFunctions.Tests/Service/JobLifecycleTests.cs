@@ -146,6 +146,9 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
             Assert.Contains("takes no events", answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
             using var unknown = await service.Http.PostAsync("/jobs/no-such-job/raiseEvent/note", LocalService.Json("\"hello\""));
             Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            // A body beyond the server's request limit (30 MB) still gets an answer, not a broken connection.
+            using var huge = await service.Http.PostAsync("/jobs/evented/raiseEvent/note", new ByteArrayContent(new byte[35 * 1024 * 1024]));
+            Assert.True(huge.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.RequestEntityTooLarge, $"a 35 MB event got {huge.StatusCode}");
         }
         var deadline = DateTime.UtcNow.AddMinutes(1);
         while ((await service.Durable.GetInstanceAsync("evented"))?.IsCompleted != true && DateTime.UtcNow < deadline) await Task.Delay(100);
