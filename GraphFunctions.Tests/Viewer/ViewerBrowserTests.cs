@@ -8,6 +8,7 @@ using GraphFunctions.Api;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
 using GraphFunctions.Tests.Service;
+using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
 using GraphFunctions.Workers;
 using Microsoft.DurableTask;
@@ -178,6 +179,23 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
     }
 
     private Task<(IPage Page, List<string> Errors)> OpenJobsPageAsync() => JobsPage.OpenAsync(fixture.Browser, service);
+
+    [Fact]
+    public async Task A_failed_job_shows_why_on_the_jobs_page()
+    {
+        using var s3 = new ScriptedPutServer(Enumerable.Repeat(HttpStatusCode.Forbidden, 5).ToArray());
+        string body = $$"""{"prompt": "The <b>cat</b>", "model_id": "graphfunctions/tiny-gemma-2", "slug_identifier": "failed-upload", "max_feature_nodes": 20, "signed_url": "{{s3.Url}}"}""";
+        using (var failed = await service.Http.PostAsync("/generate-graph", LocalService.Json(body)))
+            Assert.Equal(HttpStatusCode.BadGateway, failed.StatusCode);
+
+        var (page, errors) = await OpenJobsPageAsync();
+        await page.WaitForSelectorAsync("tr[data-job-id='failed-upload'] .failure");
+        string shown = await page.EvaluateExpressionAsync<string>("document.querySelector(\"tr[data-job-id='failed-upload'] .failure\").textContent");
+
+        Assert.Contains(GraphDelivery.UploadFailed, shown, StringComparison.Ordinal);
+        Assert.Empty(errors);
+        await page.CloseAsync();
+    }
 
     [Fact]
     public async Task The_jobs_form_previews_the_prompts_tokens_with_visible_whitespace_and_enter_submits_the_schemas_defaults()
