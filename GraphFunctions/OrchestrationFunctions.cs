@@ -32,9 +32,10 @@ public static class OrchestrationFunctions
     public static Task<RankedFeatures> RankFeatures([ActivityTrigger] RankInput input, FunctionContext function) =>
         Run<RankFeaturesActivity, RankInput, RankedFeatures>(function, input);
 
+    /// <summary>Feature rows watch their job through the Durable client binding, so a terminated job's slices are skipped here too.</summary>
     [Function(nameof(FeatureRowsActivity))]
-    public static Task<RowBlock> FeatureRows([ActivityTrigger] FeatureBatch input, FunctionContext function) =>
-        Run<FeatureRowsActivity, FeatureBatch, RowBlock>(function, input);
+    public static Task<RowBlock> FeatureRows([ActivityTrigger] FeatureBatch input, [DurableClient] DurableTaskClient client, FunctionContext function) =>
+        RunWatching<FeatureRowsActivity, FeatureBatch, RowBlock>(function, client, input);
 
     [Function(nameof(AssembleGraphActivity))]
     public static Task<GraphOutput> AssembleGraph([ActivityTrigger] AssembleInput input, FunctionContext function) =>
@@ -43,8 +44,7 @@ public static class OrchestrationFunctions
     /// <summary>Delivery watches its job through the Durable client binding, so a terminate stops the upload here too.</summary>
     [Function(nameof(DeliverGraphActivity))]
     public static Task<DeliveryOutcome> DeliverGraph([ActivityTrigger] string jobId, [DurableClient] DurableTaskClient client, FunctionContext function) =>
-        ActivatorUtilities.CreateInstance<DeliverGraphActivity>(function.InstanceServices, new JobWatch(client))
-            .RunAsync(new FunctionActivityContext(nameof(DeliverGraphActivity), InstanceId(function)), jobId);
+        RunWatching<DeliverGraphActivity, string, DeliveryOutcome>(function, client, jobId);
 
     [Function(nameof(CleanupJobActivity))]
     public static Task<bool> CleanupJob([ActivityTrigger] string jobId, FunctionContext function) =>
@@ -61,6 +61,11 @@ public static class OrchestrationFunctions
 
     private static Task<TOut> Run<TActivity, TIn, TOut>(FunctionContext function, TIn input) where TActivity : TaskActivity<TIn, TOut> =>
         function.InstanceServices.GetRequiredService<TActivity>().RunAsync(new FunctionActivityContext(typeof(TActivity).Name, InstanceId(function)), input);
+
+    /// <summary>An activity that watches its job: its <see cref="JobWatch"/> asks the function's Durable client binding (none is in DI here).</summary>
+    private static Task<TOut> RunWatching<TActivity, TIn, TOut>(FunctionContext function, DurableTaskClient client, TIn input) where TActivity : TaskActivity<TIn, TOut> =>
+        ActivatorUtilities.CreateInstance<TActivity>(function.InstanceServices, new JobWatch(client))
+            .RunAsync(new FunctionActivityContext(typeof(TActivity).Name, InstanceId(function)), input);
 
     /// <summary>The orchestration instance that scheduled the activity, from the trigger's binding data.</summary>
     private static string InstanceId(FunctionContext function) =>

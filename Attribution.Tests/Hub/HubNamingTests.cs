@@ -2,7 +2,6 @@ namespace Attribution.Tests.Hub;
 
 using Attribution.Hub;
 
-
 /// <summary>hf:// URIs, ETag normalisation and the settings read from the environment.</summary>
 public class HubNamingTests
 {

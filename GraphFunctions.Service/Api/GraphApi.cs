@@ -14,8 +14,8 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 
 /// <summary>
-/// POST /generate-graph and the job routes (docs/api.md): validate, store the job, start (or find)
-/// its orchestration, then wait for it as the Neuronpedia webapp expects — it calls synchronously
+/// POST /generate-graph and the job routes (docs/api.md): validate, start (or find) the job's
+/// orchestration, then wait for it as the Neuronpedia webapp expects — it calls synchronously
 /// and downloads the graph as soon as it gets an OK answer — and answer as the reference server
 /// does. A job still running after the wait, or a client that asks with
 /// <c>Prefer: respond-async</c>, gets 202 with Durable's status-query payload.
@@ -94,10 +94,8 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     private async Task<JobFailure?> FailureOfAsync(OrchestrationMetadata instance, CancellationToken cancellation)
     {
         if (instance.RuntimeStatus != OrchestrationRuntimeStatus.Failed) return null;
-        if (await JobStates.ReadFailureAsync(workspace, instance.InstanceId, cancellation) is { } recorded) return recorded;
-        return instance.FailureDetails is { } details
-            ? details.IsCausedBy<GraphDeliveryFailedException>() ? new JobFailure(JobFailure.Delivery, details.ErrorMessage) : JobFailure.Classify(details.ErrorType, details.ErrorMessage)
-            : new JobFailure(JobFailure.Other, "the job failed and recorded no reason");
+        return await JobStates.ReadFailureAsync(workspace, instance.InstanceId, cancellation)
+            ?? (instance.FailureDetails is { } details ? JobFailure.Of(details) : new JobFailure(JobFailure.Other, "the job failed and recorded no reason"));
     }
 
     private static IResult StatusOf(OrchestrationMetadata instance, JobFailure? failure)
@@ -158,8 +156,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             if (instance.IsCompleted) return ApiResults.Error(StatusCodes.Status409Conflict, $"graph job '{id}' has already finished ({instance.RuntimeStatus})");
             await client.TerminateInstanceAsync(id, request.Query["reason"].ToString(), cancellation);
             // A terminated job keeps no rows (a batch still running releases what it would have added).
-            await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(id), cancellation);
-            await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(id), cancellation);
+            await JobStates.DeleteRowsAsync(workspace, id, cancellation);
             return Results.Accepted();
         }, cancellation);
 
@@ -204,13 +201,6 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         return true;
     }
 
-    /// <summary>
-    /// Job identity: one run of a slug at a time. Under the slug's lock (every request on this
-    /// host), a running job asked for again with the same work is joined (a client's retry), with
-    /// other work it is a 409; a finished one is purged and replaced by a new run with a fresh run
-    /// id. A start racing in from another host loses at the provider's instance-id check and is
-    /// judged against the winner the same way. Null: the job runs (or ran) and may be waited for.
-    /// </summary>
     /// <summary>
     /// Starts the job's run, or finds the run of its slug that is already going: null when this
     /// request's work runs (started here, or the same work joined), else the refusal. Hosts share

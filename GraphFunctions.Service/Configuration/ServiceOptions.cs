@@ -50,6 +50,7 @@ public sealed record ServiceOptions
             ? int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= minimum && v <= maximum ? v
                 : throw new InvalidOperationException($"setting {name} must be an integer between {minimum} and {maximum}, got '{text}'")
             : fallback;
+        string? storageAccount = Get(SettingNames.WebJobsStorage);   // blobs and, in the local host, Durable state
 
         return new ServiceOptions
         {
@@ -61,7 +62,7 @@ public sealed record ServiceOptions
                 WorkspacePath = Get(SettingNames.WorkspacePath) ?? StorageOptions.DefaultWorkspacePath,
                 GraphBlobContainer = Get(SettingNames.GraphBlobContainer),
                 SignedUrlAllowedHosts = Get(SettingNames.SignedUrlAllowedHosts),
-                ConnectionString = Get(SettingNames.WebJobsStorage),
+                ConnectionString = storageAccount,
                 BlobEndpoint = GetPart(SettingNames.WebJobsStorageBlobServiceUri) is { } uri ? new Uri(uri)
                     : GetPart(SettingNames.WebJobsStorageAccountName) is { } account ? new Uri($"https://{account}.blob.core.windows.net") : null,
                 ManagedIdentityClientId = Get(SettingNames.AzureClientId),
@@ -74,7 +75,7 @@ public sealed record ServiceOptions
             UploadTimeout = TimeSpan.FromSeconds(Int(SettingNames.UploadTimeoutSeconds, 300)),
             JobRetention = TimeSpan.FromHours(Int(SettingNames.JobRetentionHours, 24)),
             ViewerPublic = string.Equals(Get(SettingNames.ViewerPublic), "true", StringComparison.OrdinalIgnoreCase),
-            Durable = DurableStorage.Parse(Get(SettingNames.DurableStorage), Get(SettingNames.DurableTaskHub), Get(SettingNames.WebJobsStorage)),
+            Durable = DurableStorage.Parse(Get(SettingNames.DurableStorage), Get(SettingNames.DurableTaskHub), storageAccount),
             Model = new ModelSettings
             {
                 ModelId = Get(SettingNames.ModelId) ?? (Get(SettingNames.ModelPath) is { Length: > 0 } folder

@@ -1,6 +1,5 @@
 namespace GraphFunctions.Configuration;
 
-
 /// <summary>
 /// Every application setting the app reads, in one place. local.settings.example.json and the
 /// Bicep app settings must list exactly these (a test compares them).

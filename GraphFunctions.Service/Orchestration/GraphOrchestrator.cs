@@ -20,7 +20,7 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
         {
             return await RunJobAsync(context, job);
         }
-        catch (Exception e) when (e is TaskFailedException or GraphDeliveryFailedException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             // The reason is kept with the job (not every provider keeps Durable's failure details), and the rows go now.
             await context.CallActivityAsync<bool>(nameof(RecordFailureActivity), new FailedJob(job.JobId, JobFailure.Of(e)), Retry);

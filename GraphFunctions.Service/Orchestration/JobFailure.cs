@@ -34,9 +34,17 @@ public sealed record JobFailure(string Kind, string Message)
     public static JobFailure Of(Exception error) => error switch
     {
         GraphDeliveryFailedException delivery => new(Delivery, delivery.Message),
-        TaskFailedException { FailureDetails: var details } failed => Classify(details.ErrorType, $"{details.ErrorMessage} (in {failed.TaskName})"),
+        TaskFailedException failed => Of(failed.FailureDetails, failed.TaskName),
         _ => Classify(Innermost(error).GetType().FullName ?? "", Innermost(error).Message),
     };
+
+    /// <summary>A failure as Durable reports it: an activity's (named by <paramref name="task"/>), or a whole orchestration's.</summary>
+    public static JobFailure Of(TaskFailureDetails details, string? task = null)
+    {
+        ArgumentNullException.ThrowIfNull(details);
+        string message = task is null ? details.ErrorMessage : $"{details.ErrorMessage} (in {task})";
+        return details.IsCausedBy<GraphDeliveryFailedException>() ? new(Delivery, message) : Classify(details.ErrorType, message);
+    }
 
     /// <summary>
     /// The storage and disk faults a request or a job can meet, by exception type: a full disk is an

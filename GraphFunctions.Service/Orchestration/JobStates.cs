@@ -134,10 +134,16 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
     /// <summary>Deletes the job's row blocks and queues and forgets its prepared state on this worker.</summary>
     public async Task ReleaseRowsAsync(IWorkspaceStore workspace, string jobId)
     {
-        await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(jobId));
-        await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(jobId));
+        await DeleteRowsAsync(workspace, jobId);
         Forget(jobId);
         Attribution.TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
+    }
+
+    /// <summary>Deletes the job's row blocks and queues from the workspace (its request, graph and failure stay).</summary>
+    public static async Task DeleteRowsAsync(IWorkspaceStore workspace, string jobId, CancellationToken cancellation = default)
+    {
+        await workspace.DeletePrefixAsync(JobKeys.RowsPrefix(jobId), cancellation);
+        await workspace.DeletePrefixAsync(JobKeys.QueuesPrefix(jobId), cancellation);
     }
 
     public static Task WriteFailureAsync(IWorkspaceStore workspace, string jobId, JobFailure failure, CancellationToken cancellation = default) =>
@@ -146,9 +152,15 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
     /// <summary>The failure the orchestrator recorded for the job, or null when it recorded none.</summary>
     public static async Task<JobFailure?> ReadFailureAsync(IWorkspaceStore workspace, string jobId, CancellationToken cancellation = default)
     {
-        if ((await workspace.ListAsync(JobKeys.Failure(jobId), cancellation)).Count == 0) return null;
-        await using var stream = await workspace.OpenReadAsync(JobKeys.Failure(jobId), cancellation);
-        return await JsonSerializer.DeserializeAsync<JobFailure>(stream, cancellationToken: cancellation);
+        try
+        {
+            await using var stream = await workspace.OpenReadAsync(JobKeys.Failure(jobId), cancellation);
+            return await JsonSerializer.DeserializeAsync<JobFailure>(stream, cancellationToken: cancellation);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
     }
 
     public static Task WriteJobAsync(IWorkspaceStore workspace, GraphJob job, CancellationToken cancellation = default) =>

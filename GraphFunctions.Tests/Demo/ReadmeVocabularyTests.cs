@@ -2,7 +2,6 @@ namespace GraphFunctions.Tests.Demo;
 
 using Attribution.Demo;
 
-
 /// <summary>The README's "What it knows" lists the demo corpus's words as DemoCorpus holds them: every country, opposite pair and name.</summary>
 public sealed class ReadmeVocabularyTests
 {

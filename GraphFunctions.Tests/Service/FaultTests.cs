@@ -6,7 +6,7 @@ using Attribution.Tests.Support;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
-using static GraphFunctions.Tests.Support.JobPolling;
+using static GraphFunctions.Tests.Support.HostJobs;
 
 /// <summary>
 /// Faults injected for real against host processes on the Azure Storage provider (Azurite), the
@@ -22,16 +22,6 @@ public sealed class FaultTests : IDisposable
 
     public void Dispose() => folder.Dispose();
 
-    /// <summary>Many one-batch activities (batch 4, 240 features: 60), so a job is still running when the fault arrives.</summary>
-    private static string Body(string slug, string extra = "") =>
-        $$"""{"prompt": "The cat sat on the mat", "model_id": "graphfunctions/tiny-gemma-2", "slug_identifier": "{{slug}}", "batch_size": 4, "max_feature_nodes": 240{{extra}}}""";
-
-    private static async Task<HttpResponseMessage> StartAsync(HttpClient client, string body)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate-graph") { Content = HostProcess.Json(body) };
-        request.Headers.Add("Prefer", "respond-async");
-        return await client.SendAsync(request);
-    }
 
     private string[] RowFiles(string id) =>
         Directory.Exists(folder[$"workspace/jobs/{id}/rows"]) ? Directory.GetFiles(folder[$"workspace/jobs/{id}/rows"]) : [];

@@ -8,7 +8,7 @@ using Attribution.Tests.Support;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
 using GraphFunctions.Tests.Support;
-using static GraphFunctions.Tests.Support.JobPolling;
+using static GraphFunctions.Tests.Support.HostJobs;
 
 /// <summary>
 /// Jobs on the Azure Storage provider (the one Durable Functions uses in Azure) against Azurite,
@@ -25,9 +25,6 @@ public sealed class PersistentJobsTests : IDisposable
 
     public void Dispose() => folder.Dispose();
 
-    /// <summary>Enough one-batch activities (batch 4, 240 features: 60) that a kill lands mid-round.</summary>
-    private static string Body(string slug) =>
-        $$"""{"prompt": "The cat sat on the mat", "model_id": "graphfunctions/tiny-gemma-2", "slug_identifier": "{{slug}}", "batch_size": 4, "max_feature_nodes": 240}""";
 
 
     /// <summary>The graph the engine computes directly for the stored job, and the one the job produced, without timestamps.</summary>
@@ -57,9 +54,7 @@ public sealed class PersistentJobsTests : IDisposable
         {
             await first.WaitReadyAsync(Ready);
             using var client = first.Client();
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/generate-graph") { Content = HostProcess.Json(Body(id)) };
-            request.Headers.Add("Prefer", "respond-async");
-            using var started = await client.SendAsync(request);
+            using var started = await StartAsync(client, Body(id));
             Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
             var midway = await WaitAsync(client, id, s => Visited(s) >= 8 || Finished(s));
             Assert.False(Finished(midway), $"the job must still run when the host dies: {midway}");
@@ -92,9 +87,7 @@ public sealed class PersistentJobsTests : IDisposable
         using var worker = HostProcess.Start(taskHub, folder["workspace"], worker: true);
         await Task.WhenAll(host.WaitReadyAsync(Ready), worker.WaitReadyAsync(Ready));
         using var client = host.Client();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate-graph") { Content = HostProcess.Json(Body(id)) };
-        request.Headers.Add("Prefer", "respond-async");
-        using var started = await client.SendAsync(request);
+        using var started = await StartAsync(client, Body(id));
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
 
         bool Ran(HostProcess process) => process.Lines.Any(l => l.Contains($"of job {id} in process {process.Id}", StringComparison.Ordinal));

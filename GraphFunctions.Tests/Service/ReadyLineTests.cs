@@ -4,7 +4,6 @@ using Attribution.Tests.Support;
 using GraphFunctions.LocalHost;
 using GraphFunctions.Tests.Support;
 
-
 /// <summary>
 /// The README's "ready" line: the local host, started as scripts/run.sh starts it (the same
 /// assembly, the Azure Storage provider on Azurite, the bundled default model, run.sh's process

@@ -2,10 +2,22 @@ namespace GraphFunctions.Tests.Support;
 
 using System.Text.Json;
 
-/// <summary>A job's status as a client polls it over HTTP (GET /jobs/{id}), for tests against host processes.</summary>
-public static class JobPolling
+/// <summary>Graph jobs on host processes as a client sees them over HTTP: the request, the status it polls (GET /jobs/{id}).</summary>
+public static class HostJobs
 {
+    /// <summary>A tiny-model job of many one-batch activities (batch 4, 240 features: 60), so a fault lands mid-job.</summary>
+    public static string Body(string slug, string extra = "") =>
+        $$"""{"prompt": "The cat sat on the mat", "model_id": "graphfunctions/tiny-gemma-2", "slug_identifier": "{{slug}}", "batch_size": 4, "max_feature_nodes": 240{{extra}}}""";
+
     public static readonly TimeSpan JobLimit = TimeSpan.FromMinutes(4);
+
+    /// <summary>POST /generate-graph without waiting for the job (Prefer: respond-async).</summary>
+    public static async Task<HttpResponseMessage> StartAsync(HttpClient client, string body)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate-graph") { Content = HostProcess.Json(body) };
+        request.Headers.Add("Prefer", "respond-async");
+        return await client.SendAsync(request);
+    }
 
     public static async Task<JsonElement> StatusAsync(HttpClient client, string id)
     {
