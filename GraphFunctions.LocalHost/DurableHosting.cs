@@ -33,7 +33,8 @@ public static class DurableHosting
     /// </summary>
     public const int MaxMessageBytes = 32 * 1024 * 1024;
 
-    public static IServiceCollection AddDurableOnAzureStorage(this IServiceCollection services, Action<DurableTaskRegistry> tasks, string connectionString, string taskHub, int sidecarPort)
+    public static IServiceCollection AddDurableOnAzureStorage(this IServiceCollection services, Action<DurableTaskRegistry> tasks, string connectionString, string taskHub,
+        int activitySlots, int sidecarPort)
     {
         string address = $"http://127.0.0.1:{sidecarPort}";
         services.AddSingleton(sp => new AzureStorageOrchestrationService(new AzureStorageOrchestrationServiceSettings
@@ -42,6 +43,7 @@ public static class DurableHosting
             StorageAccountClientProvider = new StorageAccountClientProvider(connectionString),
             WorkerId = $"{Environment.MachineName}-{Environment.ProcessId}",
             PartitionCount = 4,
+            MaxConcurrentTaskActivityWorkItems = activitySlots,
             // Snappy on a quiet hub: poll the queues at least every second, and take over a dead worker's partitions soon.
             MaxQueuePollingInterval = TimeSpan.FromSeconds(1),
             LeaseInterval = LeaseInterval,

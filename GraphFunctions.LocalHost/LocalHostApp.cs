@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Testing;
+using Microsoft.DurableTask.Worker;
 using Microsoft.Extensions.Configuration;
 
 /// <summary>
@@ -52,9 +53,11 @@ public static class LocalHostApp
         // The Durable engine talks to its worker over gRPC on loopback: give it a port known to be free.
         var durable = options.Durable;
         if (durable.Persistent)
-            builder.Services.AddDurableOnAzureStorage(tasks ?? RegisterTasks, durable.ConnectionString!, durable.TaskHub, FreeLoopbackPort());
+            builder.Services.AddDurableOnAzureStorage(tasks ?? RegisterTasks, durable.ConnectionString!, durable.TaskHub, options.ActivitySlots, FreeLoopbackPort());
         else
             builder.Services.AddInMemoryDurableTask(tasks ?? RegisterTasks, new InMemoryDurableTaskOptions { Port = FreeLoopbackPort() });
+        // The worker runs at most this many activities at once, on either engine (DeliverySlots counts on it).
+        builder.Services.Configure<DurableTaskWorkerOptions>(worker => worker.Concurrency.MaximumConcurrentActivityWorkItems = options.ActivitySlots);
         builder.Services.AddHostedService<JobRetentionService>();
 
         var app = builder.Build();

@@ -22,6 +22,7 @@ public static class ServiceRegistration
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         services.AddSingleton<GpuGate>();
+        services.AddSingleton(new DeliverySlots(options.ActivitySlots));
         services.AddSingleton(new SecretCheck(options.Secret));
 
         services.AddSingleton(StorageSetup.CreateWorkspace(options.Storage));

@@ -1,6 +1,7 @@
 namespace GraphFunctions.Configuration;
 
 using System.Globalization;
+using System.Text.Json;
 using Attribution.Hub;
 using Attribution.Loading;
 using Attribution.Requests;
@@ -37,6 +38,16 @@ public sealed record ServiceOptions
     /// <summary>The local host's Durable engine and task hub (the Functions host's come from host.json).</summary>
     public DurableStorage Durable { get; init; } = DurableStorage.Default;
 
+    /// <summary>
+    /// Activities the Durable worker of one process runs at once (the local host's engine; the
+    /// Functions host reads host.json's maxConcurrentActivityFunctions, see <see cref="ActivitySlotsIn"/>).
+    /// Deliveries take at most all but one of them (<see cref="Workers.DeliverySlots"/>).
+    /// </summary>
+    public int ActivitySlots { get; init; } = DefaultActivitySlots;
+
+    /// <summary>The Azure Storage provider's own default.</summary>
+    public const int DefaultActivitySlots = 10;
+
     /// <summary>Backward-pass batches computed by one feature-rows activity (amortises the Durable per-activity latency).</summary>
     public int BatchesPerActivity { get; init; } = 8;
 
@@ -72,6 +83,7 @@ public sealed record ServiceOptions
             UpdateInterval = Int(SettingNames.UpdateInterval, RequestSchema.UpdateInterval.DefaultValue),
             GraphWaitSeconds = Int(SettingNames.GraphWaitSeconds, RequestSchema.WaitSeconds.DefaultValue, 0, (int)RequestSchema.WaitSeconds.Maximum),
             BatchesPerActivity = Int(SettingNames.BatchesPerActivity, 8),
+            ActivitySlots = Int(SettingNames.DurableActivitySlots, DefaultActivitySlots, maximum: 1000),
             UploadTimeout = TimeSpan.FromSeconds(Int(SettingNames.UploadTimeoutSeconds, 300)),
             JobRetention = TimeSpan.FromHours(Int(SettingNames.JobRetentionHours, 24)),
             ViewerPublic = string.Equals(Get(SettingNames.ViewerPublic), "true", StringComparison.OrdinalIgnoreCase),
@@ -88,5 +100,16 @@ public sealed record ServiceOptions
                 LazyEncoders = string.Equals(Get(SettingNames.LazyEncoders), "true", StringComparison.OrdinalIgnoreCase),
             },
         };
+    }
+
+    /// <summary>The activities the Functions host runs at once per instance: maxConcurrentActivityFunctions of its host.json.</summary>
+    public static int ActivitySlotsIn(string hostJsonPath)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllText(hostJsonPath));
+        return document.RootElement.TryGetProperty("extensions", out var extensions)
+            && extensions.TryGetProperty("durableTask", out var durable)
+            && durable.TryGetProperty("maxConcurrentActivityFunctions", out var slots)
+            ? slots.GetInt32()
+            : throw new InvalidOperationException($"{hostJsonPath} sets no extensions.durableTask.maxConcurrentActivityFunctions");
     }
 }

@@ -57,12 +57,15 @@ public static class SettingNames
     public const string DurableStorage = "DURABLE_STORAGE";
     public const string DurableTaskHub = "DURABLE_TASK_HUB";
 
+    /// <summary>Activities the local host's worker runs at once; in Azure, host.json's maxConcurrentActivityFunctions.</summary>
+    public const string DurableActivitySlots = "DURABLE_ACTIVITY_SLOTS";
+
     public static IReadOnlyList<string> All { get; } =
     [
         FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId, DisableHomepage,
         Secret, HfToken,
         ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds, GraphWaitSeconds,
-        UploadTimeoutSeconds, JobRetentionHours, ViewerPublic, DurableStorage, DurableTaskHub,
+        UploadTimeoutSeconds, JobRetentionHours, ViewerPublic, DurableStorage, DurableTaskHub, DurableActivitySlots,
     ];
 }

@@ -179,10 +179,13 @@ public class AssembleGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStor
 }
 
 /// <summary>Uploads the finished graph where the request asked: an S3 presigned URL or the graph blob container.</summary>
-public class DeliverGraphActivity(IWorkspaceStore workspace, GraphDelivery delivery, JobWatch watch) : TaskActivity<string, DeliveryOutcome>
+public class DeliverGraphActivity(IWorkspaceStore workspace, GraphDelivery delivery, JobWatch watch, DeliverySlots slots) : TaskActivity<string, DeliveryOutcome>
 {
     public override async Task<DeliveryOutcome> RunAsync(TaskActivityContext context, string input)
     {
+        // Uploads never take the worker's last activity slot: without a free delivery slot, the orchestration waits on a timer instead.
+        using var slot = slots.TryTake();
+        if (slot is null) return DeliveryOutcome.NoFreeSlot(slots.Capacity);
         var job = await JobStates.ReadJobAsync(workspace, input);
         // A terminated job's upload stops (a slow host would otherwise hold this worker until the deadline).
         using var running = watch.WhileRunning(context.InstanceId);

@@ -69,8 +69,14 @@ public sealed record FailedJob(string JobId, JobFailure Failure);
 /// <summary>The finished graph in the workspace, with what a caller may want to know about it.</summary>
 public sealed record GraphOutput(string GraphKey, int ActiveFeatures, int SelectedFeatures, int KeptNodes, int Logits, double ReplacementScore, double CompletenessScore);
 
-/// <summary>The upload's outcome, worded as the Neuronpedia graph server's responses.</summary>
-public sealed record DeliveryOutcome(bool Success, string Message, string? Location);
+/// <summary>
+/// The upload's outcome, worded as the Neuronpedia graph server's responses; <see cref="Deferred"/>:
+/// not tried, every delivery slot of the worker was taken (<see cref="Workers.DeliverySlots"/>).
+/// </summary>
+public sealed record DeliveryOutcome(bool Success, string Message, string? Location, bool Deferred = false)
+{
+    public static DeliveryOutcome NoFreeSlot(int slots) => new(false, $"all {slots} delivery slots of the worker are taken", null, Deferred: true);
+}
 
 public sealed record GraphJobResult(GraphOutput Graph, DeliveryOutcome? Delivery);
 

@@ -12,6 +12,10 @@ using Microsoft.DurableTask;
 /// </summary>
 public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResult>
 {
+    /// <summary>The phases of the custom status after the engine's (docs/api.md).</summary>
+    public const string DeliverPhase = "deliver", WaitingForDeliverySlotPhase = "deliver: waiting for a delivery slot",
+        DeliveryFailedPhase = "delivery failed", DonePhase = "done";
+
     private static readonly TaskOptions Retry = TaskOptions.FromRetryPolicy(new RetryPolicy(maxNumberOfAttempts: 3, firstRetryInterval: TimeSpan.FromSeconds(1)));
 
     public override async Task<GraphJobResult> RunAsync(TaskOrchestrationContext context, GraphJob job)
@@ -73,18 +77,40 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
         DeliveryOutcome? delivery = null;
         if (job.Delivers)
         {
-            Report("deliver", visited, plan.MaxFeatures);
-            delivery = await context.CallActivityAsync<DeliveryOutcome>(nameof(DeliverGraphActivity), job.JobId, Retry);
+            delivery = await DeliverAsync(context, job.JobId, phase => Report(phase, visited, plan.MaxFeatures));
             if (!delivery.Success)
             {
                 // The job failed: its status names the reason, and the waiting client gets it as {"error": ...}.
-                Report("delivery failed", visited, plan.MaxFeatures);
+                Report(DeliveryFailedPhase, visited, plan.MaxFeatures);
                 throw new GraphDeliveryFailedException(delivery.Message);
             }
         }
         await context.CallActivityAsync<bool>(nameof(CleanupJobActivity), job.JobId, Retry);
-        Report("done", visited, plan.MaxFeatures);
+        Report(DonePhase, visited, plan.MaxFeatures);
         return new GraphJobResult(graph, delivery);
+    }
+
+    /// <summary>Waits for a free delivery slot before a job fails: at 30 s each after the first few, about an hour.</summary>
+    public const int DeliveryDeferrals = 125;
+
+    /// <summary>
+    /// Delivers the graph. While the workers' delivery slots are all taken (by uploads to slow
+    /// hosts), it waits on durable timers, 1 s doubling to 30 s, which hold no activity slot.
+    /// </summary>
+    private static async Task<DeliveryOutcome> DeliverAsync(TaskOrchestrationContext context, string jobId, Action<string> report)
+    {
+        var pause = TimeSpan.FromSeconds(1);
+        for (int deferrals = 0; ; deferrals++)
+        {
+            report(DeliverPhase);
+            var outcome = await context.CallActivityAsync<DeliveryOutcome>(nameof(DeliverGraphActivity), jobId, Retry);
+            if (!outcome.Deferred) return outcome;
+            if (deferrals == DeliveryDeferrals)
+                return outcome with { Message = $"{GraphDelivery.UploadFailed}: {outcome.Message} after {DeliveryDeferrals} tries over about an hour" };
+            report(WaitingForDeliverySlotPhase);
+            await context.CreateTimer(context.CurrentUtcDateTime + pause, CancellationToken.None);
+            pause = TimeSpan.FromSeconds(Math.Min(30, pause.TotalSeconds * 2));
+        }
     }
 
     /// <summary>Runs a batch; if it does not fit in memory, runs its two halves instead (down to single rows).</summary>

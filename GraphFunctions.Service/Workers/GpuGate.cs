@@ -13,23 +13,13 @@ public sealed class GpuGate : IDisposable
 
     /// <summary>The slot, or null when it stayed taken for <paramref name="wait"/>.</summary>
     public async Task<IDisposable?> TryEnterAsync(TimeSpan wait, CancellationToken cancellation = default) =>
-        await slot.WaitAsync(wait, cancellation) ? new Release(slot) : null;
+        await slot.WaitAsync(wait, cancellation) ? new SlotRelease(slot) : null;
 
     public async Task<IDisposable> EnterAsync(CancellationToken cancellation = default)
     {
         await slot.WaitAsync(cancellation);
-        return new Release(slot);
+        return new SlotRelease(slot);
     }
 
     public void Dispose() => slot.Dispose();
-
-    private sealed class Release(SemaphoreSlim slot) : IDisposable
-    {
-        private int released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref released, 1) == 0) slot.Release();
-        }
-    }
 }

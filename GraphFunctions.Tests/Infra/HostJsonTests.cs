@@ -2,6 +2,8 @@ namespace GraphFunctions.Tests.Infra;
 
 using System.Globalization;
 using System.Text.Json.Nodes;
+using GraphFunctions.Configuration;
+using GraphFunctions.Workers;
 
 /// <summary>The Functions host settings the deployment relies on (host.json at the repository root).</summary>
 public class HostJsonTests
@@ -15,10 +17,12 @@ public class HostJsonTests
     }
 
     [Fact]
-    public void Durable_runs_one_activity_at_a_time_per_gpu_instance_in_a_named_hub()
+    public void Durable_runs_two_activities_per_gpu_instance_in_a_named_hub_so_a_hung_upload_leaves_one_to_graph_work()
     {
         var durable = Host["extensions"]?["durableTask"];
-        Assert.Equal(1, (int?)durable?["maxConcurrentActivityFunctions"]);
+        int slots = ServiceOptions.ActivitySlotsIn(RepositoryFiles.PathOf("host.json"));
+        Assert.Equal(2, slots);
+        Assert.Equal(1, new DeliverySlots(slots).Capacity);
         Assert.False(string.IsNullOrWhiteSpace((string?)durable?["hubName"]));
     }
 

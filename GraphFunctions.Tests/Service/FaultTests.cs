@@ -108,6 +108,39 @@ public sealed class FaultTests : IDisposable
     }
 
     [Fact]
+    public async Task Uploads_to_a_hung_host_never_take_the_last_activity_slot()
+    {
+        // Two activity slots, so one delivery at a time: without that limit two hung uploads hold both for 300 s.
+        using var hung = new HungServer();
+        using var host = HostProcess.Start(taskHub, folder["workspace"], settings: new Dictionary<string, string>
+        {
+            ["DURABLE_ACTIVITY_SLOTS"] = "2", ["SIGNED_URL_ALLOWED_HOSTS"] = "127.0.0.1", ["BATCHES_PER_ACTIVITY"] = "8",
+        });
+        await host.WaitReadyAsync(Ready);
+        using var client = host.Client();
+        string[] stuck = ["hung-first", "hung-second"];
+        foreach (string slug in stuck)
+            using (var started = await StartAsync(client, Body(slug, $", \"signed_url\": \"{hung.Url}\""))) Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+
+        // One upload hangs in its slot; the other job waits on a durable timer for a delivery slot.
+        static bool WaitingForSlot(JsonElement s) => s.GetProperty("customStatus") is { ValueKind: JsonValueKind.Object } progress
+            && progress.GetProperty("phase").GetString() == GraphOrchestrator.WaitingForDeliverySlotPhase;
+        string? waiting = null;
+        for (var deadline = DateTime.UtcNow + JobLimit; waiting is null && DateTime.UtcNow < deadline; await Task.Delay(250))
+            foreach (string slug in stuck)
+                if (WaitingForSlot(await StatusAsync(client, slug))) waiting = slug;
+        Assert.NotNull(waiting);
+        Assert.Equal(1, hung.Accepted);
+
+        // Graph work still gets the other slot: a plain job completes long before the hung upload's 300 s deadline.
+        using (var plain = await StartAsync(client, Body("beside-hung-uploads"))) Assert.Equal(HttpStatusCode.Accepted, plain.StatusCode);
+        var done = await WaitAsync(client, "beside-hung-uploads", Finished);
+        Assert.Equal("Completed", RuntimeStatus(done));
+        Assert.Equal(1, hung.Accepted);
+        foreach (string slug in stuck) (await client.PostAsync($"/jobs/{slug}/terminate?reason=test+over", null)).Dispose();
+    }
+
+    [Fact]
     public async Task Terminate_mid_job_stops_the_scheduled_slices_and_frees_the_rows()
     {
         const string id = "terminated";

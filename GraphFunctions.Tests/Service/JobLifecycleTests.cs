@@ -1,7 +1,6 @@
 namespace GraphFunctions.Tests.Service;
 
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Attribution.Tests.Support;
 using GraphFunctions.Api;
@@ -171,47 +170,5 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
 
         Assert.Equal(1, await retention.RemoveOrphansAsync(service.Durable));
         Assert.Empty(await service.Workspace.ListAsync(JobKeys.Prefix("orphan")));
-    }
-
-    /// <summary>A host that accepts connections and never answers (the D3 fault).</summary>
-    private sealed class HungServer : IDisposable
-    {
-        private readonly TcpListener listener = new(IPAddress.Loopback, 0);
-        private readonly List<TcpClient> held = [];
-        private int accepted;
-
-        public HungServer()
-        {
-            listener.Start();
-            Url = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/graphs/hung.json?X-Amz-Signature=secret");
-            _ = AcceptAsync();
-        }
-
-        public Uri Url { get; }
-
-        public int Accepted => Volatile.Read(ref accepted);
-
-        private async Task AcceptAsync()
-        {
-            try
-            {
-                while (true)
-                {
-                    var client = await listener.AcceptTcpClientAsync();
-                    lock (held) held.Add(client);
-                    Interlocked.Increment(ref accepted);
-                }
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // Stopped.
-            }
-        }
-
-        public void Dispose()
-        {
-            listener.Stop();
-            lock (held) foreach (var client in held) client.Dispose();
-        }
     }
 }

@@ -271,6 +271,11 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
               name: 'DURABLE_TASK_HUB'
               value: 'GraphFunctions'
             }
+            {
+              // Informational in Azure too: the worker reads maxConcurrentActivityFunctions from host.json (the same 2).
+              name: 'DURABLE_ACTIVITY_SLOTS'
+              value: '2'
+            }
           ]
           volumeMounts: [
             {
