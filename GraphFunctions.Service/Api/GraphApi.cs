@@ -26,15 +26,19 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>Seconds a Durable-aware client should wait before polling the status URL (Durable's own value).</summary>
     public const int RetryAfterSeconds = 10;
 
-    /// <summary>Jobs GET /jobs lists, newest first, of at most <see cref="ScannedJobs"/> read.</summary>
+    /// <summary>Jobs GET /jobs lists, newest first.</summary>
     public const int ListedJobs = 50;
 
+    /// <summary>The most instances one scan of the task hub reads (<see cref="NewestJobsAsync"/>).</summary>
     public const int ScannedJobs = 1000;
 
     private static readonly string[] RunningStatuses =
         [nameof(OrchestrationRuntimeStatus.Pending), nameof(OrchestrationRuntimeStatus.Running), nameof(OrchestrationRuntimeStatus.Suspended)];
 
     private readonly KeyedLock slugLocks = new();
+
+    /// <summary>The window (log2 of seconds back from now) that last listed the newest jobs of a large hub; NaN: none.</summary>
+    private double listWindow = double.NaN;
 
     /// <summary>Slugs whose lock is held or awaited now (0 when no request is in flight).</summary>
     public int HeldSlugLocks => slugLocks.HeldKeys;
@@ -115,21 +119,11 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         return Results.Json(body, ApiResults.Json, statusCode: finished ? StatusCodes.Status200OK : StatusCodes.Status202Accepted);
     }
 
-    /// <summary>
-    /// GET /jobs: the newest graph jobs (the viewer's jobs page), at most <see cref="ListedJobs"/>
-    /// of the first <see cref="ScannedJobs"/> the task hub returns; retention bounds the rest.
-    /// </summary>
+    /// <summary>GET /jobs: the newest <see cref="ListedJobs"/> graph jobs (the viewer's jobs page).</summary>
     public async Task<IResult> ListAsync(HttpRequest request, DurableTaskClient client, CancellationToken cancellation)
     {
         if (secret.Refusal(request) is { } refused) return refused;
-        var query = new OrchestrationQuery { PageSize = ListedJobs, FetchInputsAndOutputs = true };
-        var found = new List<OrchestrationMetadata>();
-        await foreach (var instance in client.GetAllInstancesAsync(query).WithCancellation(cancellation))
-        {
-            if (instance.Name == nameof(GraphOrchestrator)) found.Add(instance);
-            if (found.Count == ScannedJobs) break;
-        }
-        var newest = found.OrderByDescending(i => i.CreatedAt).Take(ListedJobs).ToList();
+        var newest = await NewestJobsAsync(client, DateTimeOffset.UtcNow, cancellation);
         var failures = new Dictionary<string, JobFailure?>();
         foreach (var i in newest) failures[i.InstanceId] = await FailureOfAsync(i, cancellation);
         var jobs = newest.Select(i => new
@@ -144,6 +138,58 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             lastUpdatedTime = i.LastUpdatedAt,
         });
         return Results.Json(new { jobs }, ApiResults.Json);
+    }
+
+    /// <summary>
+    /// The newest graph jobs, newest first. The task hub lists instances in id order, not by time,
+    /// and a scan reads at most <see cref="ScannedJobs"/>: so the search looks back from now over
+    /// a window, bisected (in log time, 1/16 s to 2^24 s) between one that holds too few jobs and
+    /// one too many to scan, until one holds <see cref="ListedJobs"/> or more and can be read whole.
+    /// One scan when the hub is small, or when the window found last time still serves (the jobs
+    /// page polls every half second while a job runs).
+    /// </summary>
+    private async Task<List<OrchestrationMetadata>> NewestJobsAsync(DurableTaskClient client, DateTimeOffset now, CancellationToken cancellation)
+    {
+        DateTimeOffset Since(double log2Seconds) => now - TimeSpan.FromSeconds(Math.Pow(2, log2Seconds));
+        double lastWindow = Volatile.Read(ref listWindow);
+        if (!double.IsNaN(lastWindow) && await ScanAsync(client, Since(lastWindow), cancellation) is (var recent, true) && recent.Count >= ListedJobs)
+            return Newest(recent);
+        var (jobs, whole) = await ScanAsync(client, createdFrom: null, cancellation);
+        if (whole) return Newest(jobs);
+        double tooFew = -4, tooMany = 24;   // log2 of the window in seconds
+        List<OrchestrationMetadata>? newestWhole = null;   // the jobs of the widest window read whole that held too few
+        while (!whole && tooMany - tooFew > 0.25)
+        {
+            double middle = (tooFew + tooMany) / 2;
+            var (inWindow, read) = await ScanAsync(client, Since(middle), cancellation);
+            if (read && inWindow.Count >= ListedJobs)
+            {
+                (jobs, whole) = (inWindow, true);
+                Volatile.Write(ref listWindow, middle);
+            }
+            else if (read) (tooFew, newestWhole) = (middle, inWindow);
+            else tooMany = middle;
+        }
+        // Without a window of enough jobs that fits a scan (thousands within a fraction of a second), the newest read whole.
+        if (!whole && newestWhole is not null) jobs = newestWhole;
+        return Newest(jobs);
+    }
+
+    private static List<OrchestrationMetadata> Newest(List<OrchestrationMetadata> jobs) => [.. jobs.OrderByDescending(i => i.CreatedAt).Take(ListedJobs)];
+
+    /// <summary>The graph jobs created since <paramref name="createdFrom"/> (null: ever), and whether the scan read them all.</summary>
+    private static async Task<(List<OrchestrationMetadata> Jobs, bool Whole)> ScanAsync(DurableTaskClient client, DateTimeOffset? createdFrom,
+        CancellationToken cancellation)
+    {
+        var query = new OrchestrationQuery { CreatedFrom = createdFrom, PageSize = 100, FetchInputsAndOutputs = true };
+        var found = new List<OrchestrationMetadata>();
+        int read = 0;
+        await foreach (var instance in client.GetAllInstancesAsync(query).WithCancellation(cancellation))
+        {
+            if (++read > ScannedJobs) return (found, false);
+            if (instance.Name == nameof(GraphOrchestrator)) found.Add(instance);
+        }
+        return (found, true);
     }
 
     public Task<IResult> ResultAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
