@@ -105,11 +105,12 @@ public static class LocalHostApp
         app.MapPost(Routes.PathOf(Routes.ForwardPass), (HttpRequest r, ModelApi api, CancellationToken t) => api.ForwardPassAsync(r, t));
         app.MapPost(Routes.PathOf(Routes.ParseChatPrompt), (HttpRequest r, ModelApi api, CancellationToken t) => api.ParseChatPromptAsync(r, t));
         app.MapGet(Routes.PathOf(Routes.CheckBusy), (ModelApi api) => api.CheckBusy());
+        app.MapGet(Routes.PathOf(Routes.Feature), (HttpRequest r, string layer, string index, ModelApi api) => api.FeatureAsync(r, layer, index));
         app.MapGet(Routes.PathOf(Routes.OpenApi), () => DocsApi.OpenApi());
         app.MapGet(Routes.PathOf(Routes.Docs), () => DocsApi.Docs());
         app.MapGet(Routes.PathOf(Routes.ViewerJobs), (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.JobsPage));
         app.MapGet(Routes.PathOf(Routes.ViewerGraph), (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.GraphPage));
-        app.MapGet(Routes.PathOf(Routes.ViewerSettings), (HttpRequest r, ViewerApi viewer) => viewer.Settings(r));
+        app.MapGet(Routes.PathOf(Routes.ViewerSettings), (HttpRequest r, ViewerApi viewer) => viewer.SettingsAsync(r));
         app.MapGet(Routes.PathOf(Routes.ViewerAsset), (HttpRequest r, string file, ViewerApi viewer) => viewer.Asset(r, file));
         // Locally "/" is free (in Azure the Functions host answers it), so it leads to the jobs page.
         app.MapGet("/", () => Results.Redirect(Routes.PathOf(Routes.ViewerJobs)));

@@ -69,6 +69,11 @@ public sealed class HttpFunctions(GraphApi graphs, ModelApi models, ViewerApi vi
         [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Routes.ParseChatPrompt)] HttpRequest request, CancellationToken cancellation) =>
         new ResultAction(await models.ParseChatPromptAsync(request, cancellation));
 
+    [Function("Feature")]
+    public async Task<IActionResult> Feature(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.Feature)] HttpRequest request, string layer, string index) =>
+        new ResultAction(await models.FeatureAsync(request, layer, index));
+
     [Function("CheckBusy")]
     public IActionResult CheckBusy(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.CheckBusy)] HttpRequest request) =>
@@ -96,9 +101,9 @@ public sealed class HttpFunctions(GraphApi graphs, ModelApi models, ViewerApi vi
         new ResultAction(viewer.Page(request, ViewerApi.GraphPage));
 
     [Function("ViewerSettings")]
-    public IActionResult ViewerSettings(
+    public async Task<IActionResult> ViewerSettings(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.ViewerSettings)] HttpRequest request) =>
-        new ResultAction(viewer.Settings(request));
+        new ResultAction(await viewer.SettingsAsync(request));
 
     [Function("ViewerAsset")]
     public IActionResult ViewerAsset(

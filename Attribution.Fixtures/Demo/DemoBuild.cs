@@ -89,7 +89,8 @@ public static class DemoBuild
     }
 
     /// <summary>
-    /// Labels the features of both trained sets from their top activations (labels.json) and finds
+    /// Labels the features of both trained sets from their top activations (labels.json), writes
+    /// their dashboards (features/, the examples the labels were read from), and finds
     /// the tour's steering examples on the per-layer set (tour.json).
     /// </summary>
     public static void Describe(string folder, Action<string> log)
@@ -100,6 +101,7 @@ public static class DemoBuild
             using var model = Load(folder, sub);
             var firings = DemoFeatures.TopFirings(model);
             int labelled = DemoFeatures.WriteLabels(Path.Combine(folder, sub), firings);
+            DemoDashboards.Write(Path.Combine(folder, sub), model, firings);
             log($"{sub}: {firings.Count} features fired on the corpus, {labelled} labelled");
             if (sub == BundledModel.PerLayerFolder) DemoTour.Write(folder, DemoTour.Find(model, firings, log));
         }

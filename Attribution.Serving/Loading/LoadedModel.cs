@@ -12,10 +12,11 @@ using TorchSharp;
 /// <summary>The model a worker serves: replacement model, tokenizer and the names that identify them.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat, FeatureLabels labels, TrainingVocabulary? training)
+    private LoadedModel(string modelId, string scan, string transcoderSet, IReadOnlyList<string> sourceUrls, ReplacementModel replacement, TextTokenizer tokenizer, ChatFormat chat, FeatureLabels labels, FeatureDashboards dashboards, TrainingVocabulary? training)
     {
         Training = training;
         Labels = labels;
+        Dashboards = dashboards;
         Chat = chat;
         ModelId = modelId;
         Scan = scan;
@@ -40,6 +41,9 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>The set's own feature labels (a local set's labels.json), written into graphs as clerps.</summary>
     public FeatureLabels Labels { get; }
+
+    /// <summary>The set's feature dashboards (a local set's features/ folder, circuit-tracer's local format); none for a hub set.</summary>
+    public FeatureDashboards Dashboards { get; }
 
     /// <summary>The model's chat template and special-token texts (<see cref="ChatFormat.None"/> without a tokenizer_config.json).</summary>
     public ChatFormat Chat { get; }
@@ -116,7 +120,7 @@ public sealed class LoadedModel : IDisposable
             log?.LogInformation("Serving {Model} (scan {Scan}) with transcoders {Set}: {Layers} layers, {Features} features per layer",
                 modelId, scan, transcoderSet, transcoders.NLayers, transcoders.DTranscoder);
             TorchInfo.ReleaseFreedMemory();   // what loading streamed through (encoder chunks, conversions)
-            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder), FeatureLabels.LoadBeside(transcoderSet), training);
+            return new LoadedModel(modelId, scan, transcoderSetName, sourceUrls, new ReplacementModel(model, transcoders) { SilencedPositions = ReplacementModel.SilencedPositionsFor(modelId) }, tokenizer, ChatFormat.FromModelDirectory(modelFolder), FeatureLabels.LoadBeside(transcoderSet), FeatureDashboards.LoadBeside(transcoderSet), training);
         }
         catch
         {

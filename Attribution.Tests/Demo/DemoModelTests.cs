@@ -149,4 +149,47 @@ public sealed class DemoModelTests(DemoModelTests.Fixture fixture, ITestOutputHe
         }
         return null;
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_shipped_dashboards_show_each_features_top_sentences_as_the_model_computes_them(bool crossLayer)
+    {
+        var model = fixture.Of(crossLayer);
+        var transcoders = model.Replacement.Transcoders;
+        Assert.True(model.Dashboards.Available);
+        int checkedExamples = 0;
+        using var noGrad = no_grad();
+        for (int layer = 0; layer < transcoders.NLayers; layer++)
+        {
+            Assert.Equal(transcoders.DTranscoder, model.Dashboards.FeaturesIn(layer));
+            for (int index = layer; index < transcoders.DTranscoder; index += 61)   // a spread sample of every layer
+            {
+                var feature = model.Dashboards.Read(layer, index)!;
+                var examples = feature["examples_quantiles"]![0]!["examples"]!.AsArray();
+                // A labelled feature shows the sentences its label was read from.
+                if (model.Labels.Of(layer, index).Length > 0) Assert.NotEmpty(examples);
+                foreach (var example in examples.Take(2))
+                {
+                    var tokens = example!["tokens"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
+                    var shown = example["tokens_acts_list"]!.AsArray().Select(a => a!.GetValue<double>()).ToArray();
+                    var ids = model.Tokenize(string.Concat(tokens.Skip(1)));
+                    Assert.Equal(tokens, ids.Select(id => model.Tokenizer.DecodeToken(id)));
+                    using var scope = NewDisposeScope();
+                    using var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Length]);
+                    var (recording, logits) = Attribution.Tracing.CleanRecording.Record(model.Replacement.Model, transcoders.ReadAt, transcoders.WriteAt, input);
+                    using (recording)
+                    using (logits)
+                    {
+                        var computed = transcoders.Encode(layer, recording.Reads[layer][0]).to(ScalarType.Float64)[.., index].data<double>().ToArray();
+                        computed[0] = 0;   // the BOS position is left out, as graphs silence it
+                        for (int p = 0; p < ids.Length; p++) Assert.Equal(computed[p], shown[p], 3e-4);
+                    }
+                    checkedExamples++;
+                }
+            }
+        }
+        output.WriteLine($"{(crossLayer ? "cross-layer" : "per-layer")}: {checkedExamples} example sentences recomputed");
+        Assert.True(checkedExamples > 10);
+    }
 }

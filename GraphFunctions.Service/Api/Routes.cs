@@ -25,6 +25,7 @@ public static class Routes
     public const string ForwardPass = "forward-pass";
     public const string ParseChatPrompt = "parse-chat-prompt";
     public const string CheckBusy = "check-busy";
+    public const string Feature = "features/{layer}/{index}";
     public const string OpenApi = "openapi.json";
     public const string Docs = "docs";
     public const string ViewerJobs = "viewer";

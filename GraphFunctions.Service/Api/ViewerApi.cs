@@ -28,9 +28,10 @@ public sealed class ViewerApi(ServiceOptions options, ModelHost models)
 
     /// <summary>
     /// What a page needs before its first API call: the served model, the token limit, whether to
-    /// ask for the secret and, for the demo model only, example prompts (absent otherwise).
+    /// ask for the secret, whether GET /features has dashboards to serve and, for the demo model
+    /// only, example prompts (absent otherwise).
     /// </summary>
-    public IResult Settings(HttpRequest request)
+    public async Task<IResult> SettingsAsync(HttpRequest request)
     {
         if (Refusal(request) is { } refused) return refused;
         var settings = new Dictionary<string, object>
@@ -38,6 +39,7 @@ public sealed class ViewerApi(ServiceOptions options, ModelHost models)
             ["model_id"] = models.ModelId,
             ["token_limit"] = options.TokenLimit,
             ["secret_required"] = !string.IsNullOrEmpty(options.Secret),
+            ["feature_dashboards"] = (await models.GetAsync()).Dashboards.Available,
         };
         if (BundledModel.ExamplePrompts(models.ModelId) is { Count: > 0 } examples) settings["example_prompts"] = examples;
         return Results.Json(settings, ApiResults.Json);

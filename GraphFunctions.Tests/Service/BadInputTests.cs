@@ -101,6 +101,12 @@ public sealed class BadInputTests(BadInputTests.Fixture fixture) : IClassFixture
         { "GET /jobs/no-such-job/result", "", "ok", 404, "no graph job 'no-such-job'" },
         { "POST /jobs/no-such-job/terminate", "", "ok", 404, "no graph job" },
         { "DELETE /jobs/no-such-job", "", "ok", 404, "no graph job" },
+        // Feature dashboards (the tiny random model's set has none)
+        { "GET /features/0/1", "", "none", 400, "x-secret-key header missing" },
+        { "GET /features/x/1", "", "ok", 400, "layer and index must be non-negative integers" },
+        { "GET /features/0/-1", "", "ok", 400, "layer and index must be non-negative integers" },
+        { "GET /features/9/1", "", "ok", 404, "there is no L9 #1" },
+        { "GET /features/0/1", "", "ok", 404, "has no feature dashboards" },
     };
 
     /// <summary>

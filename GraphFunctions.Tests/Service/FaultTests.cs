@@ -181,7 +181,15 @@ public sealed class FaultTests : IDisposable
             await Task.Delay(TimeSpan.FromSeconds(55));
         }
 
-        var end = await WaitAsync(client, id, Finished);
-        Assert.Equal("Completed", RuntimeStatus(end));
+        try
+        {
+            var end = await WaitAsync(client, id, Finished);
+            Assert.Equal("Completed", RuntimeStatus(end));
+        }
+        finally
+        {
+            // What the host said through the outage, for a person reading a failure.
+            File.WriteAllLines(Viewer.Browser.ArtifactPath("storage-outage-host.log"), host.Lines);
+        }
     }
 }

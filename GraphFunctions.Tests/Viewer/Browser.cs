@@ -36,10 +36,14 @@ public sealed class Browser : IAsyncDisposable
         return new Browser(browser);
     }
 
-    /// <summary>A page of 1400 × 900 that records every console error and uncaught exception.</summary>
-    public async Task<(IPage Page, List<string> Errors)> NewPageAsync()
+    /// <summary>
+    /// A page of 1400 × 900 that records every console error and uncaught exception, in a browser
+    /// context of its own (so its storage, where a remembered secret lives, starts empty) unless given one.
+    /// </summary>
+    public async Task<(IPage Page, List<string> Errors)> NewPageAsync(IBrowserContext? context = null)
     {
-        var page = await Chromium.NewPageAsync();
+        context ??= await Chromium.CreateBrowserContextAsync();
+        var page = await context.NewPageAsync();
         await page.SetViewportAsync(new ViewPortOptions { Width = 1400, Height = 900 });
         var errors = new List<string>();
         page.Console += (_, e) =>

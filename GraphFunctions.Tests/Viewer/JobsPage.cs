@@ -10,7 +10,7 @@ public static class JobsPage
     public static async Task<(IPage Page, List<string> Errors)> OpenAsync(Browser browser, LocalService service)
     {
         var (page, errors) = await browser.NewPageAsync();
-        await page.EvaluateExpressionOnNewDocumentAsync($"sessionStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
         await page.GoToAsync(new Uri(service.Address, "/viewer").ToString());
         await page.WaitForSelectorAsync("#graph-form[data-ready=true]");
         return (page, errors);

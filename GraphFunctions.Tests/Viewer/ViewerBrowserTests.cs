@@ -264,7 +264,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
                 await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph });
             else await e.Request.ContinueAsync();
         };
-        await page.EvaluateExpressionOnNewDocumentAsync($"sessionStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
         await page.GoToAsync(Url("/graphs/big"));
         await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
         Assert.Equal(5000, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));

@@ -2,8 +2,11 @@ namespace GraphFunctions.Tests.Viewer;
 
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attribution.Demo;
 using Attribution.Loading;
 using GraphFunctions.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 /// <summary>
 /// The jobs page on the default model, the bundled demo (docs/viewer.md): its preview marks the
@@ -83,6 +86,136 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         Assert.True(chosenTokens.Length > 1);
         Assert.Empty(chosenUnseen);
         Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#preview-warnings li').length"));
+        Assert.Empty(errors);
+    }
+
+    /// <summary>A tour graph of the demo made through the API, and the graph page on it (secret remembered, ready).</summary>
+    private async Task<(JsonDocument Graph, PuppeteerSharp.IPage Page, List<string> Errors)> OpenTourGraphAsync(string slug, string prompt, string query = "")
+    {
+        using var made = await service.Http.PostAsync("/generate-graph", LocalService.Json(JsonSerializer.Serialize(new { prompt, model_id = BundledModel.Id, slug_identifier = slug })));
+        Assert.Equal(HttpStatusCode.OK, made.StatusCode);
+        var graph = await LocalService.JsonOf(await service.Http.GetAsync($"/jobs/{slug}/result"));
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.GoToAsync(new Uri(service.Address, $"/graphs/{slug}{query}").ToString());
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new PuppeteerSharp.WaitForFunctionOptions { Timeout = 60_000 });
+        return (graph, page, errors);
+    }
+
+    [Fact]
+    public async Task A_tour_graph_reads_without_hovering_and_search_finds_a_feature_by_label_and_by_address()
+    {
+        var (graph, page, errors) = await OpenTourGraphAsync("viewer-read", BundledModel.TourPrompts[0]);
+        using var _ = graph;
+        await using var opened = page;
+        var features = graph.RootElement.GetProperty("nodes").EnumerateArray().Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").ToList();
+
+        // One row per layer of the demo (4), embeddings and logits: no phantom layer.
+        Assert.Equal(["Emb", "L0", "L1", "L2", "L3", "Logit"], await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('.row-label')].map(t => t.textContent)"));
+        // The most influential features carry their address and label as text.
+        var strongest = features.OrderBy(n => n.GetProperty("influence").GetDouble()).First();
+        string id = strongest.GetProperty("node_id").GetString()!;
+        var parts = id.Split('_');
+        string address = $"L{parts[0]} #{parts[1]} @{parts[2]}";
+        string shown = await page.EvaluateFunctionAsync<string>("id => document.querySelector(`#node-labels [data-id=\"${id}\"] title`).textContent", id);
+        Assert.StartsWith(address, shown, StringComparison.Ordinal);
+        Assert.Contains(strongest.GetProperty("clerp").GetString()!, shown, StringComparison.Ordinal);
+
+        // Search by address, then by a label: the node is found and a click on the result selects it.
+        async Task<string[]> SearchAsync(string text)
+        {
+            await page.EvaluateExpressionAsync("document.querySelector('#search').value = ''");
+            await page.TypeAsync("#search", text);
+            return await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#search-results button')].map(b => b.dataset.id)");
+        }
+        Assert.Equal(id, (await SearchAsync(address)).First());
+        string clerp = strongest.GetProperty("clerp").GetString()!;
+        var byLabel = await SearchAsync(clerp);
+        Assert.Contains(id, byLabel);
+        Assert.All(byLabel, found => Assert.Contains(clerp, features.Concat(graph.RootElement.GetProperty("nodes").EnumerateArray())
+            .First(n => n.GetProperty("node_id").GetString() == found).GetProperty("clerp").GetString(), StringComparison.OrdinalIgnoreCase));
+        await page.ClickAsync($"#search-results button[data-id=\"{id}\"]");
+        Assert.Contains($"clickedId={Uri.EscapeDataString(id)}", await page.EvaluateExpressionAsync<string>("location.href"), StringComparison.Ordinal);
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-read.png"));
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task A_feature_from_another_prompt_is_steered_from_the_graph_page_tour_step_5()
+    {
+        // The tour's boost (README step 5): L1 #144 at position 5 of "The capital of France is", +19, makes the capital Accra.
+        var (graph, page, errors) = await OpenTourGraphAsync("viewer-steer", BundledModel.TourPrompts[0]);
+        using var _ = graph;
+        await using var opened = page;
+        var ids = graph.RootElement.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("node_id").GetString()!).ToHashSet();
+
+        await page.TypeAsync("#steer-add [name=layer]", "1");
+        await page.TypeAsync("#steer-add [name=index]", "144");
+        await page.TypeAsync("#steer-add [name=position]", "5");
+        await page.EvaluateExpressionAsync("document.querySelector('#steer-add [name=delta]').value = '19'");
+        await page.ClickAsync("#steer-add-button");
+        Assert.Contains("steer=1_144_5_19", await page.EvaluateExpressionAsync<string>("location.href"), StringComparison.Ordinal);
+        await page.EvaluateExpressionAsync("document.querySelector('#steer-tokens').value = '1'");
+        await page.ClickAsync("#steer-run");
+        await page.WaitForSelectorAsync("#steer-result .generation.steered .continuation", new PuppeteerSharp.WaitForSelectorOptions { Timeout = 60_000 });
+        Assert.Equal("␣Paris", await page.EvaluateExpressionAsync<string>("document.querySelector('#steer-result .generation.default .continuation').textContent"));
+        Assert.Equal("␣Accra", await page.EvaluateExpressionAsync<string>("document.querySelector('#steer-result .generation.steered .continuation').textContent"));
+
+        // A pinned address that is not a node of this graph is kept for steering, said so, and survives a reload.
+        string elsewhere = Enumerable.Range(0, 512).Select(i => $"3_{i}_5").First(a => !ids.Contains(a));
+        await page.GoToAsync(new Uri(service.Address, $"/graphs/viewer-steer?pinnedIds={elsewhere}").ToString());
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'");
+        string row = await page.EvaluateFunctionAsync<string>("key => document.querySelector(`#steer-features li[data-key=\"${key}\"]`)?.textContent ?? ''", elsewhere);
+        Assert.Contains("not in this graph", row, StringComparison.Ordinal);
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task The_feature_route_serves_a_demo_features_dashboard()
+    {
+        var model = await service.Services.GetRequiredService<GraphFunctions.Workers.ModelHost>().GetAsync();
+        using var response = await service.Http.GetAsync("/features/1/144");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var feature = await LocalService.JsonOf(response);
+        var root = feature.RootElement;
+        Assert.Equal((1, 144), (root.GetProperty("layer").GetInt32(), root.GetProperty("index").GetInt32()));
+        Assert.Equal(model.Labels.Of(1, 144), root.GetProperty("label").GetString());
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(root.GetProperty("examples_quantiles").GetRawText()), model.Dashboards.Read(1, 144)!["examples_quantiles"]));
+        Assert.NotEmpty(root.GetProperty("examples_quantiles")[0].GetProperty("examples").EnumerateArray());
+        Assert.Equal(DemoDashboards.LogitTokens, root.GetProperty("top_logits").GetArrayLength());
+        using var beyond = await service.Http.GetAsync("/features/1/512");
+        Assert.Equal(HttpStatusCode.NotFound, beyond.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_feature_panel_shows_a_selected_features_top_examples_with_the_firing_token_marked()
+    {
+        var (graph, page, errors) = await OpenTourGraphAsync("viewer-feature", BundledModel.TourPrompts[0]);
+        using var _ = graph;
+        await using var opened = page;
+        string id = graph.RootElement.GetProperty("nodes").EnumerateArray()
+            .Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").MinBy(n => n.GetProperty("influence").GetDouble())!
+            .GetProperty("node_id").GetString()!;
+        var parts = id.Split('_').Select(int.Parse).ToArray();
+        var expected = (await service.Services.GetRequiredService<GraphFunctions.Workers.ModelHost>().GetAsync()).Dashboards.Read(parts[0], parts[1])!;
+        var examples = expected["examples_quantiles"]![0]!["examples"]!.AsArray();
+
+        await page.ClickAsync($"#nodes [data-id=\"{id}\"]");
+        await page.WaitForSelectorAsync("#feature-panel .examples, #feature-panel .feature-missing", new PuppeteerSharp.WaitForSelectorOptions { Timeout = 20_000 });
+        var shown = await page.EvaluateExpressionAsync<string[][]>("[...document.querySelectorAll('#feature-panel .example')].map(li => [...li.querySelectorAll('.token')].map(t => t.textContent))");
+        var peaks = await page.EvaluateExpressionAsync<int[]>("[...document.querySelectorAll('#feature-panel .example')].map(li => [...li.querySelectorAll('.token')].findIndex(t => t.classList.contains('peak')))");
+        Assert.Equal(examples.Count, shown.Length);
+        for (int e = 0; e < examples.Count; e++)
+        {
+            var tokens = examples[e]!["tokens"]!.AsArray().Select(t => Shown(t!.GetValue<string>())).ToArray();
+            var acts = examples[e]!["tokens_acts_list"]!.AsArray().Select(a => a!.GetValue<double>()).ToList();
+            Assert.Equal(tokens, shown[e]);
+            Assert.Equal(acts.IndexOf(acts.Max()), peaks[e]);
+        }
+        Assert.Equal(expected["top_logits"]!.AsArray().Select(t => Shown(t!.GetValue<string>())),
+            await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#feature-panel .top-logits .token')].map(t => t.textContent)"));
+        await page.EvaluateExpressionAsync("document.querySelector('#feature-panel').scrollIntoView()");
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-feature.png"));
         Assert.Empty(errors);
     }
 }

@@ -8,7 +8,13 @@ const GF = (() => {
 
   let asking = null;
 
-  /** The secret dialog: asks once per tab (calls waiting together share one question); the answer lives in sessionStorage, never in a URL. */
+  /**
+   * Where the secret is kept: for the origin (every tab) while the page is served on loopback, where
+   * the reader is the operator; for the tab only on any other host.
+   */
+  const secretStore = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname) ? localStorage : sessionStorage;
+
+  /** The secret dialog: asks once (calls waiting together share one question); the answer lives in web storage, never in a URL. */
   function askSecret(reason) {
     asking ??= showSecretDialog(reason).finally(() => { asking = null; });
     return asking;
@@ -20,8 +26,11 @@ const GF = (() => {
       dialog = el('dialog', { id: 'secret-dialog' },
         el('form', { method: 'dialog' },
           el('p', { id: 'secret-reason' }),
-          el('label', {}, 'Secret (the server\'s SECRET setting) ',
+          el('label', {}, 'Secret ',
             el('input', { id: 'secret-input', type: 'password', autocomplete: 'current-password', required: '' })),
+          el('p', { class: 'muted' }, 'It is the server\'s SECRET setting: on the local host in local.settings.json ',
+            '(else local.settings.example.json, whose value is local-dev-secret-change-me); in Azure in the app\'s Key Vault. ',
+            secretStore === localStorage ? 'This browser remembers it for this address.' : 'This tab remembers it until it closes.'),
           el('button', { id: 'secret-ok', type: 'submit' }, 'Use')));
       document.body.append(dialog);
     }
@@ -30,7 +39,7 @@ const GF = (() => {
     input.value = '';
     return new Promise(resolve => {
       dialog.addEventListener('close', () => {
-        sessionStorage.setItem(secretKey, input.value);
+        secretStore.setItem(secretKey, input.value);
         resolve();
       }, { once: true });
       dialog.showModal();
@@ -39,17 +48,17 @@ const GF = (() => {
 
   /** fetch with the secret (asked for first where the server needs one); a refusal for the secret asks again. */
   async function call(method, path, body, headers = {}) {
-    if (!sessionStorage.getItem(secretKey) && (await serverSettings()).secret_required) await askSecret('This server needs its secret.');
+    if (!secretStore.getItem(secretKey) && (await serverSettings()).secret_required) await askSecret('This server needs its secret.');
     for (;;) {
       const sent = { ...headers };
-      const secret = sessionStorage.getItem(secretKey);
+      const secret = secretStore.getItem(secretKey);
       if (secret) sent[secretHeader] = secret;
       if (body !== undefined) sent['content-type'] = 'application/json';
       const response = await fetch(path, { method, headers: sent, body: body === undefined ? undefined : JSON.stringify(body) });
       if (response.status === 400 || response.status === 403) {
         const refusal = await response.clone().json().catch(() => null);
         if (refusal && typeof refusal.error === 'string' && refusal.error.includes(secretHeader)) {
-          sessionStorage.removeItem(secretKey);
+          secretStore.removeItem(secretKey);
           await askSecret(secret ? 'The secret was not accepted.' : 'This server needs its secret.');
           continue;
         }
@@ -85,11 +94,11 @@ const GF = (() => {
     return node;
   }
 
-  /** Number formatting for weights, activations and probabilities. */
+  /** Number formatting for weights, activations and probabilities: never "0.00" for a value that is not 0. */
   function num(value, digits = 3) {
     if (value === null || value === undefined) return '—';
     const magnitude = Math.abs(value);
-    return magnitude !== 0 && (magnitude < 1e-3 || magnitude >= 1e4) ? value.toExponential(2) : value.toFixed(digits);
+    return magnitude !== 0 && (magnitude < 10 ** -digits || magnitude >= 1e4) ? value.toExponential(Math.max(1, digits - 1)) : value.toFixed(digits);
   }
 
   /**

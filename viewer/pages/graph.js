@@ -19,6 +19,8 @@ const state = {
   threshold: 0,
   selected: null,
   pinned: new Set(),
+  logitRow: 1,            // the top row: one above the last layer that holds a node
+  steer: new Map(),       // "layer_index_position" → { layer, index, position, ablate, delta, extra }
   transform: d3.zoomIdentity,
   buckets: [],            // edges grouped by sign and width, each drawn as one canvas path
 };
@@ -27,13 +29,25 @@ const kindOf = node => node.feature_type === 'embedding' ? 'embedding'
   : node.feature_type === 'logit' ? 'logit'
   : node.feature_type === 'mlp reconstruction error' ? 'error' : 'feature';
 
-/** Row 0 holds the embeddings, row l + 1 layer l, the last row the logits (their layer is n_layers + 1). */
-const rowOf = node => kindOf(node) === 'embedding' ? 0 : Number(node.layer) + 1;
+/**
+ * Row 0 holds the embeddings, row l + 1 layer l, and the row above the last layer the logits
+ * (whatever layer number the graph gives them: circuit-tracer's is n_layers, others n_layers + 1).
+ */
+const rowOf = node => kindOf(node) === 'embedding' ? 0 : kindOf(node) === 'logit' ? state.logitRow : Number(node.layer) + 1;
 
 /** A feature node's transcoder layer and index, from its id "layer_index_position". */
 function featureAddress(node) {
   const [layer, index] = node.node_id.split('_').map(Number);
   return { layer, index };
+}
+
+/** Where a node is, as researchers write it: "L3 #240 @5" for a feature. */
+function address(node) {
+  const kind = kindOf(node);
+  if (kind === 'feature') { const { layer, index } = featureAddress(node); return `L${layer} #${index} @${node.ctx_idx}`; }
+  if (kind === 'error') return `Err L${node.layer} @${node.ctx_idx}`;
+  if (kind === 'embedding') return `Emb @${node.ctx_idx}`;
+  return `Logit @${node.ctx_idx}`;
 }
 
 function slugOfPage() {
@@ -48,6 +62,7 @@ function slugOfPage() {
  */
 function place(graph, area) {
   const positions = graph.metadata.prompt_tokens.length;
+  state.logitRow = 1 + Math.max(0, ...graph.nodes.filter(n => kindOf(n) !== 'logit').map(rowOf));
   const rows = 1 + Math.max(...graph.nodes.map(rowOf));
   const cells = new Map();
   for (const node of graph.nodes) {
@@ -71,7 +86,8 @@ function place(graph, area) {
   }
   columnX.push(x);
   const rowY = row => layout.top + (rows - 1 - row + 0.5) * rowHeight;
-  const strength = node => kindOf(node) === 'error' ? -1 : Math.abs(node.influence ?? node.token_prob ?? 0);
+  // A node's influence is its cumulative-influence rank fraction (smaller: more influential); logits have a probability.
+  const strength = node => kindOf(node) === 'error' ? -1 : kindOf(node) === 'logit' ? node.token_prob ?? 0 : 1 - (node.influence ?? 1);
   for (const [key, members] of cells) {
     const [position, row] = key.split(':').map(Number);
     members.sort((a, b) => strength(b) - strength(a));
@@ -180,10 +196,16 @@ function drawScene(graph, frame) {
     guides.append('text').attr('class', 'row-label').attr('x', layout.left - 8).attr('y', y + 4).text(rowLabel(row));
   }
   // Prompt tokens under their columns.
+  // Narrow columns (long prompts) get steeper, shorter labels so neighbours do not overlap; the whole token is the title.
   const tokens = scene.append('g').attr('class', 'prompt-tokens');
+  const narrowest = Math.min(...frame.columnX.slice(1).map((x, p) => x - frame.columnX[p]));
+  const angle = narrowest >= 48 ? 30 : narrowest >= 20 ? 60 : 80;
+  const room = Math.max(4, Math.floor(layout.bottom / 6.5 / Math.sin(angle * Math.PI / 180)));
   graph.metadata.prompt_tokens.forEach((text, p) => {
     const x = (frame.columnX[p] + frame.columnX[p + 1]) / 2;
-    tokens.append('text').attr('transform', `translate(${x},${frame.height - layout.bottom + 14}) rotate(30)`).text(token(text));
+    const shown = token(text);
+    tokens.append('text').attr('transform', `translate(${x},${frame.height - layout.bottom + 14}) rotate(${angle})`)
+      .text(shown.length > room ? `${shown.slice(0, room - 1)}…` : shown).append('title').text(`@${p} ${shown}`);
   });
 
   scene.append('g').attr('id', 'highlight');
@@ -200,6 +222,7 @@ function drawScene(graph, frame) {
       .on('mouseleave', hideTooltip)
       .on('click', event => { event.stopPropagation(); if (event.shiftKey) togglePin(node.node_id); else select(node.node_id); });
   }
+  scene.append('g').attr('id', 'node-labels');
   // Logit tokens and probabilities above them.
   const labels = scene.append('g').attr('class', 'logit-labels');
   for (const node of graph.nodes.filter(n => kindOf(n) === 'logit')) {
@@ -229,10 +252,7 @@ function label(node) {
     case 'embedding': return `Emb "${tokenAt}" @${node.ctx_idx}`;
     case 'error': return `Error L${node.layer} @${node.ctx_idx}`;
     case 'logit': return `Logit "${logitToken(node)}" ${num(node.token_prob, 2)}`;
-    default: {
-      const { layer, index } = featureAddress(node);
-      return node.clerp || `L${layer} #${index} @${node.ctx_idx}`;
-    }
+    default: return node.clerp ? `${address(node)} ${node.clerp}` : address(node);
   }
 }
 
@@ -269,8 +289,10 @@ function showTooltip(event, node) {
 function moveTooltip(event) {
   const tip = document.getElementById('tooltip');
   const area = document.getElementById('canvas-area').getBoundingClientRect();
-  tip.style.left = `${event.clientX - area.left + 14}px`;
-  tip.style.top = `${event.clientY - area.top + 14}px`;
+  // Near the right or bottom edge the tip opens to the other side instead of squeezing.
+  const x = event.clientX - area.left, y = event.clientY - area.top;
+  tip.style.left = `${x + 14 + tip.offsetWidth > area.width ? Math.max(0, x - 14 - tip.offsetWidth) : x + 14}px`;
+  tip.style.top = `${y + 14 + tip.offsetHeight > area.height ? Math.max(0, y - 14 - tip.offsetHeight) : y + 14}px`;
 }
 
 function hideTooltip() {
@@ -284,17 +306,78 @@ function highlight() {
   const id = state.selected;
   const links = id === null ? [] : [...state.incoming.get(id), ...state.outgoing.get(id)].filter(l => Math.abs(l.weight) >= state.threshold);
   const neighbours = new Set(links.flatMap(l => [l.source, l.target]));
-  for (const link of links) {
+  // The pinned subgraph: edges between pinned nodes, drawn as the selected node's are.
+  const subgraph = [...state.pinned].flatMap(p => state.outgoing.get(p) ?? [])
+    .filter(l => state.pinned.has(l.target) && l.source !== id && l.target !== id && Math.abs(l.weight) >= state.threshold);
+  for (const [link, kind] of [...links.map(l => [l, 'highlighted']), ...subgraph.map(l => [l, 'subgraph'])]) {
     const s = state.byId.get(link.source), d = state.byId.get(link.target);
-    layer.append('line').attr('class', 'edge highlighted').attr('data-source', link.source).attr('data-target', link.target)
+    layer.append('line').attr('class', `edge ${kind}`).attr('data-source', link.source).attr('data-target', link.target)
       .attr('x1', s.x).attr('y1', s.y).attr('x2', d.x).attr('y2', d.y)
-      .attr('stroke', link.weight >= 0 ? colours.positive : colours.negative).attr('stroke-width', widthOf(link.weight));
+      // Legible however weak: at least 1.2 px, nearly opaque (the canvas behind is faded).
+      .attr('stroke', link.weight >= 0 ? colours.positive : colours.negative).attr('stroke-width', Math.max(1.2, widthOf(link.weight)));
   }
+  drawNodeLabels();
   d3.selectAll('#nodes .node')
     .classed('selected', function () { return this.dataset.id === id; })
     .classed('pinned', function () { return state.pinned.has(this.dataset.id); })
     .classed('faded', function () { return id !== null && this.dataset.id !== id && !neighbours.has(this.dataset.id) && !state.pinned.has(this.dataset.id); });
   drawEdgesSoon();
+}
+
+/** Feature nodes that carry a text label without hovering: the most influential ones. */
+const labelledByInfluence = 12;
+const labelLength = 28;
+
+/**
+ * Text beside the selected, the pinned and the most influential feature nodes (in that order of
+ * priority): their address and label, above the node or else below it, and left out where it
+ * would cover a label already placed (the node keeps its title).
+ */
+function drawNodeLabels() {
+  const features = state.graph.nodes.filter(n => kindOf(n) === 'feature');
+  const influential = [...features].sort((a, b) => (a.influence ?? 1) - (b.influence ?? 1)).slice(0, labelledByInfluence);
+  const wanted = [...new Set([...(state.selected ? [state.selected] : []), ...state.pinned, ...influential.map(n => n.node_id)])];
+  const group = d3.select('#node-labels');
+  group.selectAll('*').remove();
+  const placed = [];   // boxes of the labels drawn: {x1, x2, y1, y2}
+  const overlaps = box => placed.some(p => box.x1 < p.x2 && p.x1 < box.x2 && box.y1 < p.y2 && p.y1 < box.y2);
+  for (const id of wanted) {
+    const node = state.byId.get(id);
+    if (!node || kindOf(node) === 'logit') continue;
+    const full = label(node);
+    const text = full.length > labelLength ? `${full.slice(0, labelLength - 1)}…` : full;
+    const width = text.length * 5.6, height = 11;   // 10 px text, measured without a layout pass
+    const box = [node.y - 7, node.y + 16].map(baseline => ({ x1: node.x + 5, x2: node.x + 5 + width, y1: baseline - height + 2, y2: baseline + 2, baseline }))
+      .find(candidate => !overlaps(candidate));
+    if (!box) continue;
+    placed.push(box);
+    group.append('text').attr('class', state.pinned.has(id) ? 'node-label pinned' : 'node-label').attr('data-id', id)
+      .attr('x', box.x1).attr('y', box.baseline).text(text)
+      .append('title').text(full);
+  }
+}
+
+/**
+ * Nodes whose address ("L3 #240", "L3 #240 @5", "3_240_5") or label contains the query, features first.
+ * The query's case and spacing do not matter.
+ */
+function search(query) {
+  const wanted = query.trim().toLowerCase().replace(/\s+/g, ' ');
+  if (!wanted) return [];
+  return state.graph.nodes
+    .filter(n => [n.node_id, address(n), n.clerp ?? ''].some(text => text.toLowerCase().includes(wanted)))
+    .sort((a, b) => (kindOf(a) === 'feature' ? 0 : 1) - (kindOf(b) === 'feature' ? 0 : 1) || (a.influence ?? 1) - (b.influence ?? 1))
+    .slice(0, 20);
+}
+
+function showSearch() {
+  const input = document.getElementById('search');
+  const results = document.getElementById('search-results');
+  const found = search(input.value);
+  results.hidden = input.value.trim() === '';
+  results.replaceChildren(...(found.length ? found.map(node => el('li', {},
+    el('button', { type: 'button', class: 'link', 'data-id': node.node_id, onclick: () => { select(node.node_id); results.hidden = true; } }, label(node))))
+    : [el('li', { class: 'muted' }, 'No node matches.')]));
 }
 
 function linkList(title, links, other) {
@@ -319,7 +402,57 @@ function showNode() {
     el('dl', {}, describe(node).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
     el('button', { id: 'pin', type: 'button', onclick: () => togglePin(id) }, state.pinned.has(id) ? 'Unpin' : 'Pin'),
     linkList('Inputs', state.incoming.get(id), l => l.source),
-    linkList('Outputs', state.outgoing.get(id), l => l.target));
+    linkList('Outputs', state.outgoing.get(id), l => l.target),
+    kindOf(node) === 'feature' ? featurePanel(node) : null);
+}
+
+// ---- Feature dashboards -------------------------------------------------------------------
+
+const dashboards = new Map();   // "layer_index" → Promise of GET /features/{layer}/{index}
+
+/** A feature's dashboard, fetched once per page. */
+function dashboardOf(layer, index) {
+  const key = `${layer}_${index}`;
+  if (!dashboards.has(key)) dashboards.set(key, json('GET', `/features/${layer}/${index}`).then(r => r.data));
+  return dashboards.get(key);
+}
+
+/**
+ * What a feature's label was read from: its top activating examples (each token shaded by the
+ * feature's activation on it, the strongest outlined), the tokens it raises and lowers, its density.
+ */
+function featurePanel(node) {
+  const { layer, index } = featureAddress(node);
+  const panel = el('section', { id: 'feature-panel', 'data-feature': `${layer}_${index}` }, el('h3', {}, `Feature L${layer} #${index}`),
+    el('p', { class: 'muted' }, 'Loading its examples…'));
+  serverSettings().then(settings => {
+    if (!settings.feature_dashboards) throw new Error('The served transcoder set has no feature dashboards (a features/ folder beside its config.yaml).');
+    return dashboardOf(layer, index);
+  }).then(feature => {
+    const examples = (feature.examples_quantiles ?? []).flatMap(q => q.examples ?? []);
+    const most = feature.act_max || Math.max(0, ...examples.flatMap(e => e.tokens_acts_list ?? [])) || 1;
+    panel.replaceChildren(el('h3', {}, `Feature L${layer} #${index}`),
+      el('p', { class: 'feature-label' }, feature.label || 'No label.'),
+      el('p', { class: 'muted' }, `fires on ${num(100 * (feature.activation_frequency ?? 0), 2)}% of tokens; strongest activation ${num(most)}`),
+      el('div', { class: 'logit-effects' },
+        el('div', {}, el('b', {}, 'Raises '), el('span', { class: 'top-logits' }, (feature.top_logits ?? []).map(t => el('span', { class: 'token' }, token(t))))),
+        el('div', {}, el('b', {}, 'Lowers '), el('span', { class: 'bottom-logits' }, (feature.bottom_logits ?? []).map(t => el('span', { class: 'token' }, token(t)))))),
+      el('h3', {}, `Top activations (${examples.length})`),
+      examples.length ? el('ol', { class: 'examples' }, examples.map(example => exampleView(example, most)))
+        : el('p', { class: 'muted' }, 'It never fired on the examples its source was made from.'));
+  }, error => panel.replaceChildren(el('h3', {}, `Feature L${layer} #${index}`), el('p', { class: 'muted feature-missing' }, error.message)));
+  return panel;
+}
+
+function exampleView(example, most) {
+  const acts = example.tokens_acts_list ?? [];
+  const peak = acts.indexOf(Math.max(...acts));
+  return el('li', { class: 'example' }, (example.tokens ?? []).map((text, i) => {
+    const share = Math.max(0, acts[i] ?? 0) / most;
+    const span = el('span', { class: i === peak ? 'token act peak' : 'token act', title: `${num(acts[i] ?? 0)}`, 'data-act': acts[i] ?? 0 }, token(text));
+    span.style.background = `rgb(245 158 11 / ${share.toFixed(3)})`;   // CSSOM, which the page's CSP allows (a style attribute it does not)
+    return span;
+  }));
 }
 
 function select(id) {
@@ -343,13 +476,20 @@ function writeUrl() {
   const query = new URLSearchParams(location.search);
   if (state.pinned.size) query.set('pinnedIds', [...state.pinned].join(',')); else query.delete('pinnedIds');
   if (state.selected) query.set('clickedId', state.selected); else query.delete('clickedId');
+  const steering = steerParameter();
+  if (steering) query.set('steer', steering); else query.delete('steer');
   const search = query.toString();
   history.replaceState(null, '', `${location.pathname}${search ? `?${search}` : ''}`);
 }
 
 function readUrl() {
   const query = new URLSearchParams(location.search);
-  for (const id of (query.get('pinnedIds') ?? '').split(',')) if (state.byId.has(id)) state.pinned.add(id);
+  for (const id of (query.get('pinnedIds') ?? '').split(',').filter(Boolean)) {
+    if (state.byId.has(id)) state.pinned.add(id);
+    // A feature address from another graph (e.g. a tour step's) is kept for steering rather than dropped.
+    else if (/^\d+_\d+_\d+$/.test(id)) readSteerParameter(`${id}_10`);
+  }
+  readSteerParameter(query.get('steer'));
   const clicked = query.get('clickedId');
   state.selected = clicked && state.byId.has(clicked) ? clicked : null;
 }
@@ -387,35 +527,87 @@ function showMetadata(graph) {
 
 // ---- Steering -----------------------------------------------------------------------------
 
-/** The feature nodes to steer: the pinned ones and the selected one. */
-function steerNodes() {
-  const ids = new Set(state.pinned);
-  if (state.selected) ids.add(state.selected);
-  return [...ids].map(id => state.byId.get(id)).filter(n => kindOf(n) === 'feature');
+const steerKey = (layer, index, position) => `${layer}_${index}_${position}`;
+
+/**
+ * The features to steer: the pinned and selected feature nodes, and features added by address
+ * (any layer, index and position, in this graph or not). Each has its own ablate or delta.
+ */
+function steerEntries() {
+  const entries = new Map();
+  const nodes = [...state.pinned, ...(state.selected ? [state.selected] : [])].map(id => state.byId.get(id)).filter(n => n && kindOf(n) === 'feature');
+  for (const node of nodes) {
+    const { layer, index } = featureAddress(node);
+    const key = steerKey(layer, index, node.ctx_idx);
+    entries.set(key, state.steer.get(key) ?? { layer, index, position: node.ctx_idx, ablate: true, delta: 10, extra: false });
+  }
+  for (const [key, entry] of state.steer) if (entry.extra) entries.set(key, entry);
+  return entries;
+}
+
+/** Keeps an entry's own settings (and every added one) while the page lives and in the URL. */
+function setSteer(key, entry) {
+  state.steer.set(key, entry);
+  writeUrl();
+  showSteerFeatures();
 }
 
 function showSteerFeatures() {
-  const nodes = steerNodes();
-  document.getElementById('steer-features').replaceChildren(...(nodes.length
-    ? nodes.map(n => el('li', { 'data-id': n.node_id }, label(n)))
-    : [el('li', { class: 'muted' }, 'No feature chosen.')]));
-  document.getElementById('steer-run').disabled = nodes.length === 0;
+  const entries = steerEntries();
+  const rows = [...entries].map(([key, entry]) => {
+    const node = state.byId.get(key);
+    const name = node ? label(node) : `L${entry.layer} #${entry.index} @${entry.position} (not in this graph)`;
+    const mode = el('select', { 'aria-label': 'how to steer', onchange: e => setSteer(key, { ...entry, ablate: e.target.value === 'ablate' }) },
+      el('option', { value: 'ablate', selected: entry.ablate }, 'ablate'),
+      el('option', { value: 'delta', selected: !entry.ablate }, 'add'));
+    const delta = el('input', { type: 'number', step: 'any', value: entry.delta, class: 'delta', 'aria-label': 'delta', disabled: entry.ablate,
+      onchange: e => setSteer(key, { ...entry, delta: Number(e.target.value) }) });
+    const remove = entry.extra
+      ? el('button', { type: 'button', class: 'remove', title: 'remove', onclick: () => { state.steer.delete(key); writeUrl(); showSteerFeatures(); } }, '×')
+      : null;
+    return el('li', { 'data-key': key }, el('span', { class: 'steer-name', title: name }, name), mode, delta, remove);
+  });
+  document.getElementById('steer-features').replaceChildren(...(rows.length ? rows : [el('li', { class: 'muted' }, 'No feature chosen.')]));
+  document.getElementById('steer-run').disabled = rows.length === 0;
+}
+
+/** Adds a feature by its address from the form (layer, index, position of the prompt). */
+function addSteerFeature(event) {
+  event.preventDefault();
+  const data = new FormData(event.target);
+  const [layer, index, position] = ['layer', 'index', 'position'].map(name => Number(data.get(name)));
+  const key = steerKey(layer, index, position);
+  setSteer(key, { layer, index, position, ablate: false, delta: Number(data.get('delta')), extra: true });
+}
+
+/** steer=layer_index_position_(ablate|delta),… in the URL: every added feature and every changed setting. */
+function steerParameter() {
+  return [...state.steer].map(([key, e]) => `${key}_${e.ablate ? 'ablate' : e.delta}${e.extra ? '' : '_node'}`).join(',');
+}
+
+function readSteerParameter(text) {
+  for (const item of (text ?? '').split(',').filter(Boolean)) {
+    const [layer, index, position, setting, node] = item.split('_');
+    const numbers = [layer, index, position].map(Number);
+    if (numbers.some(n => !Number.isInteger(n) || n < 0) || (setting !== 'ablate' && !Number.isFinite(Number(setting)))) continue;
+    state.steer.set(steerKey(...numbers), { layer: numbers[0], index: numbers[1], position: numbers[2],
+      ablate: setting === 'ablate', delta: setting === 'ablate' ? 10 : Number(setting), extra: node !== 'node' });
+  }
 }
 
 function steerRequest(modelId, form) {
   const data = new FormData(form);
-  const ablate = data.get('mode') === 'ablate';
   return {
     model_id: modelId,
     prompt: state.graph.metadata.prompt,
     n_tokens: Number(data.get('n_tokens')),
     top_k: 5,
     temperature: 0,
-    features: steerNodes().map(node => ({
-      ...featureAddress(node),
-      token_active_position: node.ctx_idx,
-      steer_position: node.ctx_idx,
-      ...(ablate ? { ablate: true } : { delta: Number(data.get('delta')) }),
+    features: [...steerEntries().values()].map(e => ({
+      layer: e.layer, index: e.index,
+      token_active_position: e.position,
+      steer_position: e.position,
+      ...(e.ablate ? { ablate: true } : { delta: e.delta }),
     })),
   };
 }
@@ -482,6 +674,8 @@ async function main() {
     const slider = document.getElementById('edge-filter');
     slider.addEventListener('input', () => setThreshold(slider));
     document.getElementById('steer-form').addEventListener('submit', steer);
+    document.getElementById('steer-add').addEventListener('submit', addSteerFeature);
+    document.getElementById('search').addEventListener('input', showSearch);
     window.addEventListener('resize', drawEdgesSoon);
     message.hidden = true;
     document.body.dataset.renderMs = String(Math.round(performance.now() - started));

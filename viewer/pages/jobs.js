@@ -177,7 +177,10 @@ function actions(job) {
   if (!finished) {
     cell.append(el('button', { type: 'button', onclick: () => json('POST', `/jobs/${encodeURIComponent(job.id)}/terminate?reason=from+the+jobs+page`).then(refresh, report) }, 'Stop'));
   } else {
-    cell.append(el('button', { type: 'button', onclick: () => json('DELETE', `/jobs/${encodeURIComponent(job.id)}`).then(refresh, report) }, 'Delete'));
+    cell.append(el('button', { type: 'button', onclick: () => {
+      // A purge cannot be undone: the job's history, graph and files go.
+      if (confirm(`Delete job ${job.id}, its graph and its files? This cannot be undone.`)) json('DELETE', `/jobs/${encodeURIComponent(job.id)}`).then(refresh, report);
+    } }, 'Delete'));
   }
   return cell;
 }
