@@ -218,4 +218,111 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-feature.png"));
         Assert.Empty(errors);
     }
+
+    /// <summary>
+    /// The subgraph scores as Neuronpedia defines them, computed here from the graph JSON with dense
+    /// float64 matrices: unpinned features' outgoing weights moved to their error node, then
+    /// replacement and completeness of the row-normalised |A| with the logits' probabilities as weights.
+    /// </summary>
+    private static (double Replacement, double Completeness) SubgraphScores(JsonElement graph, IReadOnlySet<string> pinned)
+    {
+        var nodes = graph.GetProperty("nodes").EnumerateArray().ToList();
+        var at = nodes.Select((n, i) => (Id: n.GetProperty("node_id").GetString()!, i)).ToDictionary(p => p.Id, p => p.i);
+        string Kind(int i) => nodes[i].GetProperty("feature_type").GetString()!;
+        bool Dropped(int i) => Kind(i) == "cross layer transcoder" && !pinned.Contains(nodes[i].GetProperty("node_id").GetString()!);
+        int n = nodes.Count;
+        var a = new double[n, n];   // [target, source]
+        foreach (var link in graph.GetProperty("links").EnumerateArray())
+            a[at[link.GetProperty("target").GetString()!], at[link.GetProperty("source").GetString()!]] += link.GetProperty("weight").GetDouble();
+        for (int f = 0; f < n; f++)
+        {
+            if (!Dropped(f)) continue;
+            int error = Enumerable.Range(0, n).FirstOrDefault(e => Kind(e) == "mlp reconstruction error"
+                && nodes[e].GetProperty("layer").GetString() == nodes[f].GetProperty("layer").GetString()
+                && nodes[e].GetProperty("ctx_idx").GetInt32() == nodes[f].GetProperty("ctx_idx").GetInt32(), -1);
+            for (int t = 0; t < n; t++)
+            {
+                if (error >= 0) a[t, error] += a[t, f];
+                a[t, f] = 0;
+                a[f, t] = 0;
+            }
+        }
+        var normalised = new double[n, n];
+        for (int t = 0; t < n; t++)
+        {
+            double sum = Math.Max(1e-10, Enumerable.Range(0, n).Sum(s => Math.Abs(a[t, s])));
+            for (int s = 0; s < n; s++) normalised[t, s] = Math.Abs(a[t, s]) / sum;
+        }
+        var w = nodes.Select(node => node.GetProperty("feature_type").GetString() == "logit" ? node.GetProperty("token_prob").GetDouble() : 0).ToArray();
+        var influence = new double[n];
+        var current = (double[])w.Clone();
+        for (int step = 0; step < 1000 && current.Any(v => v != 0); step++)
+        {
+            var next = new double[n];
+            for (int t = 0; t < n; t++)
+                if (current[t] != 0) for (int s = 0; s < n; s++) next[s] += current[t] * normalised[t, s];
+            for (int i = 0; i < n; i++) influence[i] += next[i];
+            current = next;
+        }
+        double Sum(string kind) => Enumerable.Range(0, n).Where(i => Kind(i) == kind).Sum(i => influence[i]);
+        double tokens = Sum("embedding"), errors = Sum("mlp reconstruction error");
+        double weighted = 0, total = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double fromErrors = Enumerable.Range(0, n).Where(s => Kind(s) == "mlp reconstruction error").Sum(s => normalised[i, s]);
+            weighted += (1 - fromErrors) * (influence[i] + w[i]);
+            total += influence[i] + w[i];
+        }
+        return (tokens / (tokens + errors), weighted / total);
+    }
+
+    [Fact]
+    public async Task Pinned_nodes_grouped_into_a_supernode_form_a_subgraph_whose_scores_and_view_survive_a_reload()
+    {
+        var (graph, page, errors) = await OpenTourGraphAsync("viewer-subgraph", BundledModel.TourPrompts[0]);
+        using var _ = graph;
+        await using var opened = page;
+        var pins = graph.RootElement.GetProperty("nodes").EnumerateArray()
+            .Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder")
+            .OrderBy(n => n.GetProperty("influence").GetDouble()).Take(3).Select(n => n.GetProperty("node_id").GetString()!).ToArray();
+        foreach (string id in pins)
+        {
+            await page.Keyboard.DownAsync("Shift");
+            await page.ClickAsync($"#nodes [data-id=\"{id}\"]");
+            await page.Keyboard.UpAsync("Shift");
+        }
+        // Group the first two as a supernode.
+        await page.ClickAsync($"#subgraph-nodes li[data-id=\"{pins[0]}\"] .group-check");
+        await page.ClickAsync($"#subgraph-nodes li[data-id=\"{pins[1]}\"] .group-check");
+        await page.TypeAsync("#supernode-name", "capital");
+        await page.ClickAsync("#supernode-group");
+
+        async Task CheckAsync()
+        {
+            var expected = SubgraphScores(graph.RootElement, pins.ToHashSet());
+            double shownReplacement = double.Parse(await page.EvaluateExpressionAsync<string>("document.querySelector('#subgraph-scores').dataset.replacement"), System.Globalization.CultureInfo.InvariantCulture);
+            double shownCompleteness = double.Parse(await page.EvaluateExpressionAsync<string>("document.querySelector('#subgraph-scores').dataset.completeness"), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(expected.Replacement, shownReplacement, 1e-9);
+            Assert.Equal(expected.Completeness, shownCompleteness, 1e-9);
+            Assert.True(expected.Replacement < graph.RootElement.GetProperty("metadata").GetProperty("scores").GetProperty("replacement_score").GetDouble(),
+                "three features explain less than the whole graph");
+            Assert.Equal(pins.Order(), (await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#subgraph-nodes li')].map(li => li.dataset.id)")).Order());
+            Assert.Equal(["capital"], await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#supernodes li')].map(li => li.dataset.name)"));
+            // The pinned subgraph's edges are drawn.
+            var drawn = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#highlight line.edge.subgraph')].map(l => l.dataset.source + ' ' + l.dataset.target)");
+            var expectedEdges = graph.RootElement.GetProperty("links").EnumerateArray()
+                .Select(l => (S: l.GetProperty("source").GetString()!, T: l.GetProperty("target").GetString()!))
+                .Where(l => pins.Contains(l.S) && pins.Contains(l.T)).Select(l => $"{l.S} {l.T}").Order();
+            Assert.Equal(expectedEdges, drawn.Order());
+        }
+        await CheckAsync();
+        string url = await page.EvaluateExpressionAsync<string>("location.href");
+        Assert.Contains("supernodes=", url, StringComparison.Ordinal);
+        await page.GoToAsync(url);
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'");
+        await CheckAsync();
+        await page.EvaluateExpressionAsync("document.querySelector('#subgraph-panel').scrollIntoView()");
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-subgraph.png"));
+        Assert.Empty(errors);
+    }
 }

@@ -21,6 +21,7 @@ const state = {
   pinned: new Set(),
   logitRow: 1,            // the top row: one above the last layer that holds a node
   steer: new Map(),       // "layer_index_position" → { layer, index, position, ablate, delta, extra }
+  supernodes: [],         // [name, node_id, node_id, …] as Neuronpedia's supernodes parameter
   transform: d3.zoomIdentity,
   buckets: [],            // edges grouped by sign and width, each drawn as one canvas path
 };
@@ -344,7 +345,7 @@ function drawNodeLabels() {
   for (const id of wanted) {
     const node = state.byId.get(id);
     if (!node || kindOf(node) === 'logit') continue;
-    const full = label(node);
+    const full = supernodeOf(id) ? `[${supernodeOf(id)}] ${label(node)}` : label(node);
     const text = full.length > labelLength ? `${full.slice(0, labelLength - 1)}…` : full;
     const width = text.length * 5.6, height = 11;   // 10 px text, measured without a layout pass
     const box = [node.y - 7, node.y + 16].map(baseline => ({ x1: node.x + 5, x2: node.x + 5 + width, y1: baseline - height + 2, y2: baseline + 2, baseline }))
@@ -464,11 +465,16 @@ function select(id) {
 }
 
 function togglePin(id) {
-  if (state.pinned.has(id)) state.pinned.delete(id); else state.pinned.add(id);
+  if (state.pinned.has(id)) {
+    state.pinned.delete(id);
+    // An unpinned node leaves its supernode (as on Neuronpedia); a group of fewer than two is dissolved.
+    state.supernodes = state.supernodes.map(([name, ...ids]) => [name, ...ids.filter(m => m !== id)]).filter(g => g.length > 2);
+  } else state.pinned.add(id);
   writeUrl();
   highlight();
   showNode();
   showSteerFeatures();
+  showSubgraph();
 }
 
 /** pinnedIds and clickedId live in the URL, as on Neuronpedia, so a view can be shared or reloaded. */
@@ -476,6 +482,7 @@ function writeUrl() {
   const query = new URLSearchParams(location.search);
   if (state.pinned.size) query.set('pinnedIds', [...state.pinned].join(',')); else query.delete('pinnedIds');
   if (state.selected) query.set('clickedId', state.selected); else query.delete('clickedId');
+  if (state.supernodes.length) query.set('supernodes', JSON.stringify(state.supernodes)); else query.delete('supernodes');
   const steering = steerParameter();
   if (steering) query.set('steer', steering); else query.delete('steer');
   const search = query.toString();
@@ -490,6 +497,7 @@ function readUrl() {
     else if (/^\d+_\d+_\d+$/.test(id)) readSteerParameter(`${id}_10`);
   }
   readSteerParameter(query.get('steer'));
+  state.supernodes = readSupernodes(query.get('supernodes'));
   const clicked = query.get('clickedId');
   state.selected = clicked && state.byId.has(clicked) ? clicked : null;
 }
@@ -500,6 +508,111 @@ function setThreshold(slider) {
   document.getElementById('edge-threshold').textContent = num(state.threshold);
   bucketEdges();
   highlight();
+}
+
+// ---- Subgraph -----------------------------------------------------------------------------
+
+/**
+ * Replacement and completeness scores of the graph with only the pinned features kept, as
+ * Neuronpedia's graph page computes a subgraph's: every unpinned feature's outgoing weights are
+ * added to the error node at its layer and position (signed, before absolute values), and its
+ * edges dropped; then, with Â the row-normalised |A| (rows are targets) and w the logits'
+ * probabilities, influence I = w·Â + w·Â² + …, replacement = ΣI(tokens) / (ΣI(tokens) + ΣI(errors)),
+ * completeness = Σᵢ (1 − Σ_{j∈errors} Âᵢⱼ)(Iᵢ + wᵢ) / Σᵢ (Iᵢ + wᵢ). With nothing pinned, the whole graph's.
+ */
+function subgraphScores(graph, pinned) {
+  const kind = new Map(graph.nodes.map(n => [n.node_id, kindOf(n)]));
+  const errorAt = new Map(graph.nodes.filter(n => kindOf(n) === 'error').map(n => [`${n.layer}@${n.ctx_idx}`, n.node_id]));
+  const dropped = id => pinned.size > 0 && kind.get(id) === 'feature' && !pinned.has(id);
+  const inputs = new Map(graph.nodes.map(n => [n.node_id, new Map()]));   // target → source → signed weight
+  for (const link of graph.links) {
+    if (!kind.has(link.source) || !kind.has(link.target) || dropped(link.target)) continue;
+    const node = state.byId.get(link.source);
+    const source = dropped(link.source) ? errorAt.get(`${node.layer}@${node.ctx_idx}`) : link.source;
+    if (source === undefined) continue;
+    const row = inputs.get(link.target);
+    row.set(source, (row.get(source) ?? 0) + link.weight);
+  }
+  // Â: each target's absolute input weights as fractions of their sum.
+  const normalised = new Map();
+  for (const [target, row] of inputs) {
+    const total = Math.max(1e-10, [...row.values()].reduce((sum, weight) => sum + Math.abs(weight), 0));
+    normalised.set(target, [...row].map(([source, weight]) => [source, Math.abs(weight) / total]));
+  }
+  const logitWeight = new Map(graph.nodes.filter(n => kindOf(n) === 'logit').map(n => [n.node_id, n.token_prob ?? 0]));
+  const influence = new Map(graph.nodes.map(n => [n.node_id, 0]));
+  let current = new Map(logitWeight);
+  for (let step = 0; current.size > 0; step++) {
+    if (step === 1000) throw new Error('influence did not converge: the graph has a cycle');
+    const next = new Map();
+    for (const [target, amount] of current) {
+      for (const [source, fraction] of normalised.get(target)) next.set(source, (next.get(source) ?? 0) + amount * fraction);
+    }
+    for (const [id, amount] of next) influence.set(id, influence.get(id) + amount);
+    current = new Map([...next].filter(([, amount]) => amount !== 0));
+  }
+  const sumOver = which => graph.nodes.filter(n => kindOf(n) === which).reduce((sum, n) => sum + influence.get(n.node_id), 0);
+  const tokens = sumOver('embedding'), errors = sumOver('error');
+  let weighted = 0, total = 0;
+  for (const node of graph.nodes) {
+    const fromErrors = normalised.get(node.node_id).reduce((sum, [source, fraction]) => sum + (kind.get(source) === 'error' ? fraction : 0), 0);
+    const weight = influence.get(node.node_id) + (logitWeight.get(node.node_id) ?? 0);
+    weighted += (1 - fromErrors) * weight;
+    total += weight;
+  }
+  const finite = value => Number.isFinite(value) ? value : 0;
+  return { replacement: finite(tokens / (tokens + errors)), completeness: finite(weighted / total) };
+}
+
+function readSupernodes(text) {
+  try {
+    const groups = JSON.parse(text ?? '[]');
+    return Array.isArray(groups) ? groups.filter(g => Array.isArray(g) && g.length > 2 && g.every(x => typeof x === 'string'))
+      .map(([name, ...ids]) => [name, ...ids.filter(id => state.pinned.has(id))]).filter(g => g.length > 2) : [];
+  } catch {
+    return [];
+  }
+}
+
+const supernodeOf = id => state.supernodes.find(([, ...ids]) => ids.includes(id))?.[0];
+
+/** The pinned nodes (checkable, to group), the supernodes, and the subgraph's scores beside the whole graph's. */
+function showSubgraph() {
+  const pinned = [...state.pinned].filter(id => state.byId.has(id));
+  document.getElementById('subgraph-hint').hidden = pinned.length > 0;
+  document.getElementById('supernode-form').hidden = pinned.length < 2;
+  const scoresList = document.getElementById('subgraph-scores');
+  if (pinned.length) {
+    const sub = subgraphScores(state.graph, new Set(pinned));
+    const whole = state.graph.metadata.scores ?? {};
+    scoresList.dataset.replacement = String(sub.replacement);
+    scoresList.dataset.completeness = String(sub.completeness);
+    scoresList.replaceChildren(
+      el('dt', {}, 'replacement'), el('dd', { class: 'replacement' }, `${num(sub.replacement, 4)} (graph ${num(whole.replacement_score, 4)})`),
+      el('dt', {}, 'completeness'), el('dd', { class: 'completeness' }, `${num(sub.completeness, 4)} (graph ${num(whole.completeness_score, 4)})`));
+  } else {
+    scoresList.replaceChildren();
+  }
+  document.getElementById('subgraph-nodes').replaceChildren(...pinned.map(id => el('li', { 'data-id': id },
+    el('label', {}, el('input', { type: 'checkbox', class: 'group-check', value: id }), ' ', label(state.byId.get(id))),
+    supernodeOf(id) ? el('span', { class: 'muted' }, ` in ${supernodeOf(id)}`) : null)));
+  document.getElementById('supernodes').replaceChildren(...state.supernodes.map(([name, ...ids], g) => el('li', { 'data-name': name },
+    el('b', {}, name), ` (${ids.length}) `,
+    el('button', { type: 'button', class: 'link', onclick: () => { state.supernodes.splice(g, 1); writeUrl(); showSubgraph(); drawNodeLabels(); } }, 'ungroup'))));
+}
+
+/** Groups the checked pinned nodes into a named supernode (a node belongs to one at most). */
+function groupChecked(event) {
+  event.preventDefault();
+  const ids = [...document.querySelectorAll('#subgraph-nodes .group-check:checked')].map(box => box.value);
+  const name = document.getElementById('supernode-name').value.trim();
+  if (ids.length < 2 || !name) return;
+  state.supernodes = state.supernodes.map(([n, ...members]) => [n, ...members.filter(m => !ids.includes(m))]).filter(g => g.length > 2);
+  state.supernodes.push([name, ...ids]);
+  document.getElementById('supernode-name').value = '';
+  writeUrl();
+  showSubgraph();
+  drawNodeLabels();
 }
 
 // ---- Metadata -----------------------------------------------------------------------------
@@ -671,6 +784,8 @@ async function main() {
     highlight();
     showNode();
     showSteerFeatures();
+    showSubgraph();
+    document.getElementById('supernode-form').addEventListener('submit', groupChecked);
     const slider = document.getElementById('edge-filter');
     slider.addEventListener('input', () => setThreshold(slider));
     document.getElementById('steer-form').addEventListener('submit', steer);
