@@ -293,8 +293,30 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
               requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - started)));
             })
             """);
+        double pruningMs = await page.EvaluateFunctionAsync<double>("""
+            () => new Promise(resolve => {
+              const started = performance.now();
+              const slider = document.querySelector('#pruning');
+              slider.value = '0.5';
+              slider.dispatchEvent(new Event('input'));
+              requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - started)));
+            })
+            """);
+        // A subgraph of the three busiest nodes: pinned with shift-clicks, its scores computed over the whole graph.
+        var drawnIds = (await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#nodes .node')].map(n => n.dataset.id)")).ToHashSet();
+        var busiestThree = links.SelectMany(l => new[] { l.Source, l.Target }).Where(drawnIds.Contains).GroupBy(x => x)
+            .OrderByDescending(g => g.Count()).Take(3).Select(g => g.Key).ToArray();
+        double subgraphMs = await page.EvaluateFunctionAsync<double>("""
+            ids => new Promise(resolve => {
+              const started = performance.now();
+              for (const id of ids) document.querySelector(`#nodes [data-id="${id}"]`).dispatchEvent(new MouseEvent('click', { bubbles: true, shiftKey: true }));
+              requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - started)));
+            })
+            """, (object)busiestThree);
+        Assert.NotNull(await page.EvaluateExpressionAsync<string>("document.querySelector('#subgraph-scores').dataset.replacement"));
         int renderMs = int.Parse(await page.EvaluateExpressionAsync<string>("document.body.dataset.renderMs"), System.Globalization.CultureInfo.InvariantCulture);
-        output.WriteLine($"5,000 nodes / 75,000 edges: first draw {renderMs} ms, click to highlighted frame {clickMs:0} ms, edge filter to redrawn frame {filterMs:0} ms");
+        output.WriteLine($"5,000 nodes / 75,000 edges: first draw {renderMs} ms, click to highlighted frame {clickMs:0} ms, edge filter to redrawn frame {filterMs:0} ms, "
+            + $"pruning slider {pruningMs:0} ms, three shift-clicks to a scored subgraph {subgraphMs:0} ms");
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-graph-5000.png"));
         Assert.Empty(errors);
     }

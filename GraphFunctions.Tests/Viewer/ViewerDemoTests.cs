@@ -136,6 +136,14 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
             .First(n => n.GetProperty("node_id").GetString() == found).GetProperty("clerp").GetString(), StringComparison.OrdinalIgnoreCase));
         await page.ClickAsync($"#search-results button[data-id=\"{id}\"]");
         Assert.Contains($"clickedId={Uri.EscapeDataString(id)}", await page.EvaluateExpressionAsync<string>("location.href"), StringComparison.Ordinal);
+
+        // The pruning slider keeps the nodes within the influence threshold (and embeddings, logits, the selected node).
+        await page.EvaluateExpressionAsync("(() => { const s = document.querySelector('#pruning'); s.value = '0.3'; s.dispatchEvent(new Event('input')); })()");
+        int kept = graph.RootElement.GetProperty("nodes").EnumerateArray().Count(n => n.GetProperty("node_id").GetString() == id
+            || n.GetProperty("feature_type").GetString() is "embedding" or "logit" || n.GetProperty("influence").GetDouble() <= 0.3);
+        Assert.Equal(kept, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node:not(.pruned)').length"));
+        Assert.True(kept < graph.RootElement.GetProperty("nodes").GetArrayLength());
+        Assert.Contains("pruningThreshold=0.3", await page.EvaluateExpressionAsync<string>("location.href"), StringComparison.Ordinal);
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-read.png"));
         Assert.Empty(errors);
     }

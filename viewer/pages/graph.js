@@ -17,6 +17,7 @@ const state = {
   outgoing: new Map(),    // node_id → links out of it
   maxWeight: 1,
   threshold: 0,
+  pruning: 1,             // nodes with influence above this are hidden (Neuronpedia's pruningThreshold)
   selected: null,
   pinned: new Set(),
   logitRow: 1,            // the top row: one above the last layer that holds a node
@@ -117,7 +118,17 @@ function index(graph) {
 
 const widthOf = weight => 0.4 + 2.6 * Math.sqrt(Math.abs(weight) / state.maxWeight);
 
-/** The edges above the threshold, bucketed so one canvas stroke draws each bucket. */
+/**
+ * Whether a node shows under the pruning slider: embeddings, logits, pinned and selected nodes
+ * always; others when their cumulative influence is within the threshold (as Neuronpedia's).
+ */
+function visible(node) {
+  const kind = kindOf(node);
+  return kind === 'embedding' || kind === 'logit' || state.pinned.has(node.node_id) || state.selected === node.node_id
+    || node.influence === undefined || node.influence === null || node.influence <= state.pruning;
+}
+
+/** The edges above the threshold between shown nodes, bucketed so one canvas stroke draws each bucket. */
 function bucketEdges() {
   const levels = 4;
   const buckets = [];
@@ -133,6 +144,7 @@ function bucketEdges() {
   for (const link of state.graph.links) {
     const magnitude = Math.abs(link.weight);
     if (magnitude < state.threshold || !state.byId.has(link.source) || !state.byId.has(link.target)) continue;
+    if (!visible(state.byId.get(link.source)) || !visible(state.byId.get(link.target))) continue;
     const level = Math.min(levels - 1, Math.floor(levels * Math.sqrt(magnitude / state.maxWeight)));
     buckets[(link.weight >= 0 ? 0 : levels) + level].links.push(link);
     shown++;
@@ -305,11 +317,12 @@ function highlight() {
   const layer = d3.select('#highlight');
   layer.selectAll('*').remove();
   const id = state.selected;
-  const links = id === null ? [] : [...state.incoming.get(id), ...state.outgoing.get(id)].filter(l => Math.abs(l.weight) >= state.threshold);
+  const shown = l => Math.abs(l.weight) >= state.threshold && visible(state.byId.get(l.source)) && visible(state.byId.get(l.target));
+  const links = id === null ? [] : [...state.incoming.get(id), ...state.outgoing.get(id)].filter(shown);
   const neighbours = new Set(links.flatMap(l => [l.source, l.target]));
   // The pinned subgraph: edges between pinned nodes, drawn as the selected node's are.
   const subgraph = [...state.pinned].flatMap(p => state.outgoing.get(p) ?? [])
-    .filter(l => state.pinned.has(l.target) && l.source !== id && l.target !== id && Math.abs(l.weight) >= state.threshold);
+    .filter(l => state.pinned.has(l.target) && l.source !== id && l.target !== id && shown(l));
   for (const [link, kind] of [...links.map(l => [l, 'highlighted']), ...subgraph.map(l => [l, 'subgraph'])]) {
     const s = state.byId.get(link.source), d = state.byId.get(link.target);
     layer.append('line').attr('class', `edge ${kind}`).attr('data-source', link.source).attr('data-target', link.target)
@@ -319,6 +332,7 @@ function highlight() {
   }
   drawNodeLabels();
   d3.selectAll('#nodes .node')
+    .classed('pruned', function () { return !visible(state.byId.get(this.dataset.id)); })
     .classed('selected', function () { return this.dataset.id === id; })
     .classed('pinned', function () { return state.pinned.has(this.dataset.id); })
     .classed('faded', function () { return id !== null && this.dataset.id !== id && !neighbours.has(this.dataset.id) && !state.pinned.has(this.dataset.id); });
@@ -483,6 +497,7 @@ function writeUrl() {
   if (state.pinned.size) query.set('pinnedIds', [...state.pinned].join(',')); else query.delete('pinnedIds');
   if (state.selected) query.set('clickedId', state.selected); else query.delete('clickedId');
   if (state.supernodes.length) query.set('supernodes', JSON.stringify(state.supernodes)); else query.delete('supernodes');
+  if (state.pruning < 1) query.set('pruningThreshold', String(state.pruning)); else query.delete('pruningThreshold');
   const steering = steerParameter();
   if (steering) query.set('steer', steering); else query.delete('steer');
   const search = query.toString();
@@ -498,8 +513,19 @@ function readUrl() {
   }
   readSteerParameter(query.get('steer'));
   state.supernodes = readSupernodes(query.get('supernodes'));
+  const pruning = Number(query.get('pruningThreshold'));
+  if (query.has('pruningThreshold') && pruning > 0 && pruning <= 1) state.pruning = pruning;
   const clicked = query.get('clickedId');
   state.selected = clicked && state.byId.has(clicked) ? clicked : null;
+}
+
+/** The pruning slider: fewer nodes, the most influential kept; their edges go with them. */
+function setPruning(slider) {
+  state.pruning = Number(slider.value);
+  document.getElementById('pruning-value').textContent = num(state.pruning, 2);
+  writeUrl();
+  bucketEdges();
+  highlight();
 }
 
 function setThreshold(slider) {
@@ -786,6 +812,10 @@ async function main() {
     showSteerFeatures();
     showSubgraph();
     document.getElementById('supernode-form').addEventListener('submit', groupChecked);
+    const pruning = document.getElementById('pruning');
+    pruning.value = String(state.pruning);
+    document.getElementById('pruning-value').textContent = num(state.pruning, 2);
+    pruning.addEventListener('input', () => setPruning(pruning));
     const slider = document.getElementById('edge-filter');
     slider.addEventListener('input', () => setThreshold(slider));
     document.getElementById('steer-form').addEventListener('submit', steer);
