@@ -1,8 +1,6 @@
 namespace GraphFunctions.Tests.Service;
 
-using System.Diagnostics;
 using System.Globalization;
-using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -11,6 +9,7 @@ using Attribution.Requests;
 using Attribution.Steering;
 using Attribution.Tracing;
 using GraphFunctions.Api;
+using GraphFunctions.Tests.Support;
 
 /// <summary>
 /// The request table is the single source of the fields' defaults and ranges: the engine's
@@ -69,7 +68,7 @@ public sealed partial class RequestSchemaTests
     [Fact]
     public void The_clis_graph_options_are_the_table()
     {
-        var (exit, help) = RunCli("graph", "--help");
+        var (exit, help) = CliProcess.Run("graph", "--help");
         Assert.Equal(0, exit);
         Assert.Contains($"default: the bundled demo model {Attribution.Loading.BundledModel.Id}", Regex.Replace(help, @"\s+", " "), StringComparison.Ordinal);   // however the help wraps
         foreach (var field in RequestSchema.GraphSettings)
@@ -87,7 +86,7 @@ public sealed partial class RequestSchemaTests
     [InlineData("--update-interval", "0")]
     public void The_cli_refuses_what_the_table_refuses(string option, string value)
     {
-        var (exit, output) = RunCli("graph", "--prompt", "x", "--out", Path.Combine(Path.GetTempPath(), "never-written.json"), option, value);
+        var (exit, output) = CliProcess.Run("graph", "--prompt", "x", "--out", Path.Combine(Path.GetTempPath(), "never-written.json"), option, value);
         Assert.NotEqual(0, exit);
         Assert.Contains($"{option} must be", output, StringComparison.Ordinal);
     }
@@ -160,17 +159,4 @@ public sealed partial class RequestSchemaTests
 
     [GeneratedRegex(@"\[default: ([^\]]+)\]")]
     private static partial Regex DefaultPattern();
-
-    private static (int Exit, string Output) RunCli(params string[] arguments)
-    {
-        string cli = typeof(RequestSchemaTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CliAssembly").Value!;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(cli);
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout + stderr.Result);
-    }
 }

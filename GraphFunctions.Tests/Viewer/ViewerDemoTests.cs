@@ -333,4 +333,41 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-subgraph.png"));
         Assert.Empty(errors);
     }
+
+    [Fact]
+    public async Task A_graph_made_by_the_cli_opens_from_a_file_and_a_malformed_file_gets_a_message()
+    {
+        // The CLI's graph of a tour prompt on the bundled demo, written to a file as a researcher would.
+        using var folder = new Attribution.Tests.Support.TempFolder("gf-open-file");
+        string made = folder["tour.json"];
+        var (exit, output) = CliProcess.Run("graph", "--prompt", BundledModel.TourPrompts[2], "--out", made);
+        Assert.True(exit == 0, output);
+        using var graph = JsonDocument.Parse(await File.ReadAllTextAsync(made));
+
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await using var opened = page;
+        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.GoToAsync(new Uri(service.Address, "/viewer").ToString());
+        await Task.WhenAll(page.WaitForNavigationAsync(), page.ClickAsync("#open-graph-file"));
+        await page.WaitForFunctionAsync("() => document.body.dataset.waitingForFile === 'true'");
+
+        // A file that is not a graph: the message names the problem, nothing is drawn.
+        await File.WriteAllTextAsync(folder["broken.json"], """{"metadata": {"prompt_tokens": ["a", "b"]}, "nodes": [{"node_id": "0_1_5", "feature_type": "cross layer transcoder", "layer": "0", "ctx_idx": 5}], "links": []}""");
+        await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["broken.json"]);
+        await page.WaitForFunctionAsync("() => document.querySelector('#graph-message').classList.contains('error')");
+        Assert.Equal("broken.json is not a graph this viewer can draw: nodes[0].ctx_idx must be a position of the prompt (0-1)",
+            await page.EvaluateExpressionAsync<string>("document.querySelector('#graph-message').textContent"));
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        await File.WriteAllTextAsync(folder["text.json"], "not json at all");
+        await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["text.json"]);
+        await page.WaitForFunctionAsync("() => document.querySelector('#graph-message').textContent.startsWith('text.json is not JSON')");
+
+        // The CLI's graph: every node drawn.
+        await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(made);
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new PuppeteerSharp.WaitForFunctionOptions { Timeout = 60_000 });
+        Assert.Equal(graph.RootElement.GetProperty("nodes").GetArrayLength(), await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        Assert.EndsWith("/graphs/.file", await page.EvaluateExpressionAsync<string>("location.pathname"), StringComparison.Ordinal);
+        await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-open-file.png"));
+        Assert.Empty(errors);
+    }
 }

@@ -794,37 +794,129 @@ async function loadGraph(slug) {
   }
 }
 
+// ---- Opening a file -----------------------------------------------------------------------
+
+/** The page address for graphs opened from a file: no job can have it (a slug may not start with '.'). */
+const fileSlug = '.file';
+
+/**
+ * What the page needs of a graph JSON (docs/graph-format.md), checked before drawing: the first
+ * problem, named by its path, or null.
+ */
+function graphProblem(graph) {
+  if (graph === null || typeof graph !== 'object' || Array.isArray(graph)) return 'the file must hold a JSON object';
+  const tokens = graph.metadata?.prompt_tokens;
+  if (!Array.isArray(tokens) || !tokens.every(t => typeof t === 'string')) return 'metadata.prompt_tokens must be a list of strings';
+  if (!Array.isArray(graph.nodes) || graph.nodes.length === 0) return 'nodes must be a non-empty list';
+  const ids = new Set();
+  for (const [i, node] of graph.nodes.entries()) {
+    if (typeof node?.node_id !== 'string') return `nodes[${i}].node_id must be a string`;
+    if (typeof node.feature_type !== 'string') return `nodes[${i}].feature_type must be a string`;
+    if (!Number.isInteger(node.ctx_idx) || node.ctx_idx < 0 || node.ctx_idx >= tokens.length) return `nodes[${i}].ctx_idx must be a position of the prompt (0-${tokens.length - 1})`;
+    if (node.feature_type !== 'embedding' && !Number.isFinite(Number(node.layer))) return `nodes[${i}].layer must be a layer number`;
+    ids.add(node.node_id);
+  }
+  if (!Array.isArray(graph.links)) return 'links must be a list';
+  for (const [i, link] of graph.links.entries()) {
+    if (!ids.has(link?.source)) return `links[${i}].source '${link?.source}' is not a node`;
+    if (!ids.has(link.target)) return `links[${i}].target '${link.target}' is not a node`;
+    if (!Number.isFinite(link.weight)) return `links[${i}].weight must be a number`;
+  }
+  return null;
+}
+
+/** Reads a dropped or chosen file; a graph opens in this page (through the file address, so its view is its own). */
+async function openFile(file) {
+  const message = document.getElementById('graph-message');
+  let graph;
+  try {
+    graph = JSON.parse(await file.text());
+  } catch (error) {
+    message.hidden = false;
+    message.className = 'message overlay error';
+    message.textContent = `${file.name} is not JSON: ${error.message}`;
+    return;
+  }
+  const problem = graphProblem(graph);
+  if (problem) {
+    message.hidden = false;
+    message.className = 'message overlay error';
+    message.textContent = `${file.name} is not a graph this viewer can draw: ${problem}`;
+    return;
+  }
+  if (state.graph) {   // a second file: carried to a clean page at the file address (within the tab's storage quota)
+    try {
+      sessionStorage.setItem('graphfunctions-file', JSON.stringify(graph));
+    } catch {
+      message.hidden = false;
+      message.className = 'message overlay error';
+      message.textContent = `${file.name} is too large to carry over: open it on a fresh page, /graphs/${fileSlug}`;
+      return;
+    }
+    location.assign(`/graphs/${fileSlug}`);
+    return;
+  }
+  history.replaceState(null, '', `/graphs/${fileSlug}`);
+  show(graph, file.name);
+}
+
+function listenForFiles() {
+  document.getElementById('open-file').addEventListener('change', event => { if (event.target.files[0]) openFile(event.target.files[0]); });
+  document.body.addEventListener('dragover', event => event.preventDefault());
+  document.body.addEventListener('drop', event => {
+    event.preventDefault();
+    if (event.dataTransfer.files[0]) openFile(event.dataTransfer.files[0]);
+  });
+}
+
+// ---- Showing a graph ----------------------------------------------------------------------
+
+/** Draws a graph and wires the page to it (once per page). */
+function show(graph, source) {
+  const message = document.getElementById('graph-message');
+  const started = performance.now();
+  state.graph = graph;
+  index(graph);
+  const area = document.getElementById('canvas-area');
+  const frame = place(graph, { width: area.clientWidth, height: area.clientHeight });
+  readUrl();
+  showMetadata(graph);
+  if (source) document.getElementById('graph-title').textContent = `${source} · ${graph.metadata.scan ?? ''}`;
+  bucketEdges();
+  drawScene(graph, frame);
+  highlight();
+  showNode();
+  showSteerFeatures();
+  showSubgraph();
+  document.getElementById('supernode-form').addEventListener('submit', groupChecked);
+  const pruning = document.getElementById('pruning');
+  pruning.value = String(state.pruning);
+  document.getElementById('pruning-value').textContent = num(state.pruning, 2);
+  pruning.addEventListener('input', () => setPruning(pruning));
+  const slider = document.getElementById('edge-filter');
+  slider.addEventListener('input', () => setThreshold(slider));
+  document.getElementById('steer-form').addEventListener('submit', steer);
+  document.getElementById('steer-add').addEventListener('submit', addSteerFeature);
+  document.getElementById('search').addEventListener('input', showSearch);
+  window.addEventListener('resize', drawEdgesSoon);
+  message.hidden = true;
+  document.body.dataset.renderMs = String(Math.round(performance.now() - started));
+  document.body.dataset.ready = 'true';
+}
+
 async function main() {
   const message = document.getElementById('graph-message');
+  listenForFiles();
   try {
-    const graph = await loadGraph(slugOfPage());
-    const started = performance.now();
-    state.graph = graph;
-    index(graph);
-    const area = document.getElementById('canvas-area');
-    const frame = place(graph, { width: area.clientWidth, height: area.clientHeight });
-    readUrl();
-    showMetadata(graph);
-    bucketEdges();
-    drawScene(graph, frame);
-    highlight();
-    showNode();
-    showSteerFeatures();
-    showSubgraph();
-    document.getElementById('supernode-form').addEventListener('submit', groupChecked);
-    const pruning = document.getElementById('pruning');
-    pruning.value = String(state.pruning);
-    document.getElementById('pruning-value').textContent = num(state.pruning, 2);
-    pruning.addEventListener('input', () => setPruning(pruning));
-    const slider = document.getElementById('edge-filter');
-    slider.addEventListener('input', () => setThreshold(slider));
-    document.getElementById('steer-form').addEventListener('submit', steer);
-    document.getElementById('steer-add').addEventListener('submit', addSteerFeature);
-    document.getElementById('search').addEventListener('input', showSearch);
-    window.addEventListener('resize', drawEdgesSoon);
-    message.hidden = true;
-    document.body.dataset.renderMs = String(Math.round(performance.now() - started));
-    document.body.dataset.ready = 'true';
+    if (slugOfPage() === fileSlug) {
+      const kept = sessionStorage.getItem('graphfunctions-file');
+      sessionStorage.removeItem('graphfunctions-file');
+      if (kept) { show(JSON.parse(kept), 'file'); return; }
+      message.textContent = 'Open a graph JSON file (Open file, above) or drop one here: one made by this service, its CLI, circuit-tracer or Neuronpedia.';
+      document.body.dataset.waitingForFile = 'true';
+      return;
+    }
+    show(await loadGraph(slugOfPage()));
   } catch (error) {
     message.className = 'message overlay error';
     message.textContent = error.message;
