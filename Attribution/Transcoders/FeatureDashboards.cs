@@ -45,7 +45,7 @@ public sealed class FeatureDashboards
     /// <summary>The dashboards beside a local set (its config.yaml or folder): its <c>features/</c> folder; none without one.</summary>
     public static FeatureDashboards LoadBeside(string transcoderSet)
     {
-        string? setFolder = Directory.Exists(transcoderSet) ? transcoderSet : File.Exists(transcoderSet) ? Path.GetDirectoryName(Path.GetFullPath(transcoderSet)) : null;
+        string? setFolder = LocalSetFolder.Of(transcoderSet);
         return setFolder is null ? None : Load(Path.Combine(setFolder, FolderName));
     }
 

@@ -26,7 +26,7 @@ public sealed class FeatureLabels
     /// <summary>The labels beside a local set (its config.yaml or folder); none for a hub set or without the file.</summary>
     public static FeatureLabels LoadBeside(string transcoderSet)
     {
-        string? folder = Directory.Exists(transcoderSet) ? transcoderSet : File.Exists(transcoderSet) ? Path.GetDirectoryName(Path.GetFullPath(transcoderSet)) : null;
+        string? folder = LocalSetFolder.Of(transcoderSet);
         string? path = folder is null ? null : Path.Combine(folder, FileName);
         if (path is null || !File.Exists(path)) return None;
         using var stream = File.OpenRead(path);
