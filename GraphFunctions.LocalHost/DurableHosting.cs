@@ -88,7 +88,7 @@ public static class DurableHosting
                 grpc.MaxReceiveMessageSize = MaxMessageBytes;
                 grpc.MaxSendMessageSize = MaxMessageBytes;
             });
-            builder.Services.AddSingleton<IOrchestrationService>(provider);
+            builder.Services.AddSingleton<IOrchestrationService>(new ForgetfulActivityAbandon(provider, loggers.CreateLogger<ForgetfulActivityAbandon>()));
             builder.Services.AddSingleton<IOrchestrationServiceClient>(provider);
             builder.Services.AddSingleton<TaskHubGrpcServer>();
             sidecar = builder.Build();

@@ -164,6 +164,13 @@ public sealed class FaultTests : IDisposable
     }
 
     [Fact]
+    public void The_pinned_storage_provider_has_the_table_the_outage_repair_needs()
+    {
+        // Upgrading DurableTask.AzureStorage must keep (or make unnecessary) ForgetfulActivityAbandon.
+        Assert.True(GraphFunctions.LocalHost.ForgetfulActivityAbandon.Available);
+    }
+
+    [Fact]
     public async Task A_storage_outage_mid_graph_is_ridden_out_and_the_job_completes()
     {
         const string id = "outage";
