@@ -98,6 +98,8 @@ public static class LocalHostApp
         app.MapGet(Routes.PathOf(Routes.Jobs), (HttpRequest r, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ListAsync(r, c, t));
         app.MapGet(Routes.PathOf(Routes.Job), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.StatusAsync(r, c, id, t));
         app.MapGet(Routes.PathOf(Routes.JobResult), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.ResultAsync(r, c, id, t));
+        app.MapGet(Routes.PathOf(Routes.JobAnnotations), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.AnnotationsAsync(r, c, id, t));
+        app.MapPut(Routes.PathOf(Routes.JobAnnotations), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.SaveAnnotationsAsync(r, c, id, t));
         app.MapPost(Routes.PathOf(Routes.JobTerminate), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.TerminateAsync(r, c, id, t));
         app.MapDelete(Routes.PathOf(Routes.Job), (HttpRequest r, string id, DurableTaskClient c, GraphApi api, CancellationToken t) => api.PurgeAsync(r, c, id, t));
         app.MapPost(Routes.PathOf(Routes.JobEvent), (HttpRequest r, string id, string eventName, DurableTaskClient c, GraphApi api, CancellationToken t) => api.RaiseEventAsync(r, c, id, eventName, t));

@@ -30,6 +30,18 @@ public sealed class HttpFunctions(GraphApi graphs, ModelApi models, ViewerApi vi
         [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
         new ResultAction(await graphs.StatusAsync(request, client, id, cancellation));
 
+    [Function("JobAnnotations")]
+    public async Task<IActionResult> JobAnnotations(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.JobAnnotations)] HttpRequest request, string id,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.AnnotationsAsync(request, client, id, cancellation));
+
+    [Function("SaveJobAnnotations")]
+    public async Task<IActionResult> SaveJobAnnotations(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "put", Route = Routes.JobAnnotations)] HttpRequest request, string id,
+        [DurableClient] DurableTaskClient client, CancellationToken cancellation) =>
+        new ResultAction(await graphs.SaveAnnotationsAsync(request, client, id, cancellation));
+
     [Function("JobResult")]
     public async Task<IActionResult> JobResult(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.JobResult)] HttpRequest request, string id,

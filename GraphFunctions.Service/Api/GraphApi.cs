@@ -196,6 +196,41 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         ForJobAsync(request, client, id, withInputsAndOutputs: true,
             async instance => instance.IsCompleted ? await ResultOfAsync(instance, cancellation) : Accepted(request, id), cancellation);
 
+    /// <summary>GET /jobs/{id}/annotations: what was saved with the job's graph (empty lists when nothing was).</summary>
+    public Task<IResult> AnnotationsAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: true, async instance =>
+        {
+            if (GraphServedHere(instance) is { } refused) return refused;
+            if (!await workspace.ExistsAsync(JobKeys.Annotations(id), cancellation)) return Results.Json(GraphAnnotations.Empty, ApiResults.Json);
+            var saved = await workspace.OpenReadAsync(JobKeys.Annotations(id), cancellation);
+            return ApiResults.Stream(async body =>
+            {
+                await using (saved) await saved.CopyToAsync(body, cancellation);
+            });
+        }, cancellation);
+
+    /// <summary>
+    /// PUT /jobs/{id}/annotations: replaces what is saved with the job's graph (labels, pins,
+    /// supernodes); it goes with the job when the job is purged.
+    /// </summary>
+    public Task<IResult> SaveAnnotationsAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
+        ForJobAsync(request, client, id, withInputsAndOutputs: true, async instance =>
+        {
+            if (GraphServedHere(instance) is { } refused) return refused;
+            var (fields, bodyRefusal) = await ApiRequests.ReadBodyAsync(request, cancellation);
+            if (fields is null) return bodyRefusal!;
+            if (GraphAnnotations.Parse(fields.Body, out string? problem) is not { } annotations) return ApiResults.BadRequest(problem!);
+            await workspace.WriteAsync(JobKeys.Annotations(id), (stream, ct) => JsonSerializer.SerializeAsync(stream, annotations, ApiResults.Json, ct), cancellation);
+            return Results.Json(annotations, ApiResults.Json);
+        }, cancellation);
+
+    /// <summary>Null when the job finished with its graph here (not delivered elsewhere); else the 409 saying why it has none to annotate.</summary>
+    private static IResult? GraphServedHere(OrchestrationMetadata instance) =>
+        instance.RuntimeStatus == OrchestrationRuntimeStatus.Completed && instance.ReadOutputAs<GraphJobResult>()?.Delivery is null ? null
+            : ApiResults.Error(StatusCodes.Status409Conflict, instance.RuntimeStatus == OrchestrationRuntimeStatus.Completed
+                ? $"graph job '{instance.InstanceId}' delivered its graph elsewhere: there is none here to annotate"
+                : $"graph job '{instance.InstanceId}' has no graph to annotate ({instance.RuntimeStatus})");
+
     public Task<IResult> TerminateAsync(HttpRequest request, DurableTaskClient client, string id, CancellationToken cancellation) =>
         ForJobAsync(request, client, id, withInputsAndOutputs: false, async instance =>
         {

@@ -19,6 +19,9 @@ public sealed class RequestFields
 
     public IReadOnlyList<string> Errors => errors;
 
+    /// <summary>The body itself, for a route whose fields are not request-schema fields.</summary>
+    public JsonElement Body => root;
+
     public bool Valid => errors.Count == 0;
 
     public string ErrorMessage => string.Join("; ", errors);

@@ -20,6 +20,7 @@ public static class Routes
     public const string Job = "jobs/{id}";
     public const string JobResult = "jobs/{id}/result";
     public const string JobTerminate = "jobs/{id}/terminate";
+    public const string JobAnnotations = "jobs/{id}/annotations";
     public const string JobEvent = "jobs/{id}/raiseEvent/{eventName}";
     public const string Steer = "steer";
     public const string ForwardPass = "forward-pass";

@@ -39,6 +39,7 @@ public static class JobKeys
     public static string Queue(string jobId, int round) => $"jobs/{jobId}/queues/{round}";
     public static string QueuesPrefix(string jobId) => $"jobs/{jobId}/queues/";
     public static string Failure(string jobId) => $"jobs/{jobId}/failure.json";
+    public static string Annotations(string jobId) => $"jobs/{jobId}/annotations.json";
     public const string LogitBlock = "logits";
 }
 

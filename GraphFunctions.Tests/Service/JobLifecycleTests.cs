@@ -2,6 +2,7 @@ namespace GraphFunctions.Tests.Service;
 
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Attribution.Tests.Support;
 using GraphFunctions.Api;
 using GraphFunctions.Orchestration;
@@ -170,5 +171,57 @@ public sealed class JobLifecycleTests(LocalServiceFixture fixture) : IClassFixtu
 
         Assert.Equal(1, await retention.RemoveOrphansAsync(service.Durable));
         Assert.Empty(await service.Workspace.ListAsync(JobKeys.Prefix("orphan")));
+    }
+
+    [Fact]
+    public async Task Annotations_are_saved_with_a_finished_graph_checked_and_purged_with_it()
+    {
+        using (var made = await service.Http.PostAsync("/generate-graph", LocalService.Json(Body("annotated")))) Assert.Equal(HttpStatusCode.OK, made.StatusCode);
+        async Task<(HttpStatusCode Status, JsonDocument Body)> CallAsync(HttpMethod method, string path, string? body = null)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : LocalService.Json(body) };
+            using var response = await service.Http.SendAsync(request);
+            return (response.StatusCode, await LocalService.JsonOf(response));
+        }
+
+        var (status, empty) = await CallAsync(HttpMethod.Get, "/jobs/annotated/annotations");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(0, empty.RootElement.GetProperty("clerps").GetArrayLength());
+
+        const string saved = """{"clerps": [["1_5_2", "counts up"]], "pinnedIds": ["1_5_2", "0_3_1"], "supernodes": [["numbers", "1_5_2", "0_3_1"]]}""";
+        (status, _) = await CallAsync(HttpMethod.Put, "/jobs/annotated/annotations", saved);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var (_, read) = await CallAsync(HttpMethod.Get, "/jobs/annotated/annotations");
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(saved), JsonNode.Parse(read.RootElement.GetRawText())));
+
+        foreach (var (body, message) in new[]
+        {
+            ("""{"clerps": "x"}""", "clerps must be a list of [2 strings]"),
+            ("""{"clerps": [["1_5_2"]]}""", "clerps[0] must be [2 strings]"),
+            ("""{"pinnedIds": [3]}""", "pinnedIds[0] must be a string"),
+            ("""{"supernodes": [["lonely"]]}""", "supernodes[0] must be a list of 2 or more strings"),
+            ($$"""{"clerps": [["1_5_2", "{{new string('a', GraphAnnotations.MaxText + 1)}}"]]}""", "clerps[0] has a text longer than 500 characters"),
+            ("[1]", "must be a JSON object"),
+        })
+        {
+            var (refused, answer) = await CallAsync(HttpMethod.Put, "/jobs/annotated/annotations", body);
+            Assert.Equal(HttpStatusCode.BadRequest, refused);
+            Assert.Contains(message, answer.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+        // A refused body leaves what was saved.
+        (_, read) = await CallAsync(HttpMethod.Get, "/jobs/annotated/annotations");
+        Assert.Equal("counts up", read.RootElement.GetProperty("clerps")[0][1].GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await CallAsync(HttpMethod.Put, "/jobs/no-such-job/annotations", saved)).Status);
+
+        // A job without a graph (still running) has nothing to annotate; a purged job's annotations go with it.
+        using (await service.Services.GetRequiredService<GpuGate>().EnterAsync())
+        {
+            using (var running = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("not-yet")))) Assert.Equal(HttpStatusCode.Accepted, running.StatusCode);
+            var (conflict, why) = await CallAsync(HttpMethod.Put, "/jobs/not-yet/annotations", saved);
+            Assert.Equal(HttpStatusCode.Conflict, conflict);
+            Assert.Contains("has no graph to annotate", why.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+        using (var purged = await service.Http.DeleteAsync("/jobs/annotated")) Assert.Equal(HttpStatusCode.OK, purged.StatusCode);
+        Assert.False(await service.Workspace.ExistsAsync(JobKeys.Annotations("annotated")));
     }
 }

@@ -262,6 +262,8 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         {
             if (e.Request.Url.EndsWith("/jobs/big/result", StringComparison.Ordinal))
                 await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph });
+            else if (e.Request.Url.EndsWith("/jobs/big/annotations", StringComparison.Ordinal))
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = """{"clerps": [], "pinnedIds": [], "supernodes": []}""" });
             else await e.Request.ContinueAsync();
         };
         await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");

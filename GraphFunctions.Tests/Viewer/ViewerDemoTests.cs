@@ -137,6 +137,13 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         await page.ClickAsync($"#search-results button[data-id=\"{id}\"]");
         Assert.Contains($"clickedId={Uri.EscapeDataString(id)}", await page.EvaluateExpressionAsync<string>("location.href"), StringComparison.Ordinal);
 
+        // Incoming links only: every highlighted edge ends at the selected node.
+        await page.SelectAsync("#link-type", "incoming");
+        var drawn = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#highlight line.edge.highlighted')].map(l => l.dataset.target)");
+        Assert.Equal(graph.RootElement.GetProperty("links").EnumerateArray().Count(l => l.GetProperty("target").GetString() == id), drawn.Length);
+        Assert.All(drawn, target => Assert.Equal(id, target));
+        Assert.Contains("linkType=incoming", await page.EvaluateExpressionAsync<string>("location.href"), StringComparison.Ordinal);
+
         // The pruning slider keeps the nodes within the influence threshold (and embeddings, logits, the selected node).
         await page.EvaluateExpressionAsync("(() => { const s = document.querySelector('#pruning'); s.value = '0.3'; s.dispatchEvent(new Event('input')); })()");
         int kept = graph.RootElement.GetProperty("nodes").EnumerateArray().Count(n => n.GetProperty("node_id").GetString() == id
@@ -368,6 +375,33 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         Assert.Equal(graph.RootElement.GetProperty("nodes").GetArrayLength(), await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
         Assert.EndsWith("/graphs/.file", await page.EvaluateExpressionAsync<string>("location.pathname"), StringComparison.Ordinal);
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-open-file.png"));
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task A_label_edited_in_the_page_is_saved_with_the_graph_and_shown_after_a_reload()
+    {
+        var (graph, page, errors) = await OpenTourGraphAsync("viewer-label", BundledModel.TourPrompts[3]);
+        using var _ = graph;
+        await using var opened = page;
+        await page.WaitForFunctionAsync("() => document.body.dataset.annotations === 'loaded'");
+        string id = graph.RootElement.GetProperty("nodes").EnumerateArray()
+            .Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").MinBy(n => n.GetProperty("influence").GetDouble())!
+            .GetProperty("node_id").GetString()!;
+        await page.ClickAsync($"#nodes [data-id=\"{id}\"]");
+        await page.ClickAsync("#pin");
+        await page.EvaluateExpressionAsync("document.querySelector('#label-input').value = ''");
+        await page.TypeAsync("#label-input", "copies the first name");
+        await page.ClickAsync("#label-form button");
+        await page.WaitForFunctionAsync("() => document.querySelector('#label-status').textContent === 'saved with the graph'");
+
+        // A plain link to the graph (no view in the URL): the saved label and pin come back.
+        await page.GoToAsync(new Uri(service.Address, "/graphs/viewer-label").ToString());
+        await page.WaitForFunctionAsync("() => document.body.dataset.annotations === 'loaded'");
+        Assert.Contains("copies the first name", await page.EvaluateFunctionAsync<string>("id => document.querySelector(`#node-labels [data-id=\"${id}\"] title`).textContent", id), StringComparison.Ordinal);
+        Assert.True(await page.EvaluateFunctionAsync<bool>("id => document.querySelector(`#nodes [data-id=\"${id}\"]`).classList.contains('pinned')", id));
+        using var saved = await LocalService.JsonOf(await service.Http.GetAsync("/jobs/viewer-label/annotations"));
+        Assert.Equal([id, "copies the first name"], saved.RootElement.GetProperty("clerps")[0].EnumerateArray().Select(t => t.GetString()));
         Assert.Empty(errors);
     }
 }

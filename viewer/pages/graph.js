@@ -18,11 +18,13 @@ const state = {
   maxWeight: 1,
   threshold: 0,
   pruning: 1,             // nodes with influence above this are hidden (Neuronpedia's pruningThreshold)
+  linkType: 'both',       // the selected node's edges drawn: 'incoming', 'outgoing' or 'both' (Neuronpedia's linkType)
   selected: null,
   pinned: new Set(),
   logitRow: 1,            // the top row: one above the last layer that holds a node
   steer: new Map(),       // "layer_index_position" → { layer, index, position, ablate, delta, extra }
   supernodes: [],         // [name, node_id, node_id, …] as Neuronpedia's supernodes parameter
+  labels: new Map(),      // node_id → a label the reader gave it (saved with the graph, replacing the automatic clerp)
   transform: d3.zoomIdentity,
   buckets: [],            // edges grouped by sign and width, each drawn as one canvas path
 };
@@ -318,7 +320,10 @@ function highlight() {
   layer.selectAll('*').remove();
   const id = state.selected;
   const shown = l => Math.abs(l.weight) >= state.threshold && visible(state.byId.get(l.source)) && visible(state.byId.get(l.target));
-  const links = id === null ? [] : [...state.incoming.get(id), ...state.outgoing.get(id)].filter(shown);
+  const links = id === null ? [] : [
+    ...(state.linkType === 'outgoing' ? [] : state.incoming.get(id)),
+    ...(state.linkType === 'incoming' ? [] : state.outgoing.get(id)),
+  ].filter(shown);
   const neighbours = new Set(links.flatMap(l => [l.source, l.target]));
   // The pinned subgraph: edges between pinned nodes, drawn as the selected node's are.
   const subgraph = [...state.pinned].flatMap(p => state.outgoing.get(p) ?? [])
@@ -416,9 +421,64 @@ function showNode() {
   details.replaceChildren(
     el('dl', {}, describe(node).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
     el('button', { id: 'pin', type: 'button', onclick: () => togglePin(id) }, state.pinned.has(id) ? 'Unpin' : 'Pin'),
+    kindOf(node) === 'feature' ? labelEditor(node) : null,
     linkList('Inputs', state.incoming.get(id), l => l.source),
     linkList('Outputs', state.outgoing.get(id), l => l.target),
     kindOf(node) === 'feature' ? featurePanel(node) : null);
+}
+
+// ---- Labels that stick ---------------------------------------------------------------------
+
+/** Whether this page's graph is a job's (its annotations are saved with it) rather than an opened file. */
+const savesAnnotations = () => slugOfPage() !== fileSlug;
+
+/** A feature's label, editable: saved with the graph (PUT /jobs/{slug}/annotations) with the pins and supernodes. */
+function labelEditor(node) {
+  const input = el('input', { id: 'label-input', value: node.clerp ?? '', maxlength: 500, 'aria-label': 'label', placeholder: 'a label for this feature' });
+  const status = el('span', { id: 'label-status', class: 'muted' });
+  return el('form', { id: 'label-form', onsubmit: event => { event.preventDefault(); saveLabel(node, input.value.trim(), status); } },
+    input, el('button', { type: 'submit' }, savesAnnotations() ? 'Save label' : 'Set label'), status);
+}
+
+async function saveLabel(node, text, status) {
+  state.labels.set(node.node_id, text);
+  node.clerp = text;
+  drawNodeLabels();
+  showSubgraph();
+  if (!savesAnnotations()) { status.textContent = 'set in this page (a file\'s labels are not saved)'; return; }
+  status.textContent = 'saving…';
+  try {
+    await json('PUT', `/jobs/${encodeURIComponent(slugOfPage())}/annotations`, {
+      clerps: [...state.labels], pinnedIds: [...state.pinned], supernodes: state.supernodes,
+    });
+    status.textContent = 'saved with the graph';
+  } catch (error) {
+    status.textContent = error.message;
+  }
+}
+
+/**
+ * What was saved with the graph: its labels replace the automatic ones; its pins and supernodes
+ * make the view when the URL names none (a link's own view wins).
+ */
+async function loadAnnotations() {
+  const { data } = await json('GET', `/jobs/${encodeURIComponent(slugOfPage())}/annotations`);
+  for (const [id, text] of data.clerps ?? []) {
+    const node = state.byId.get(id);
+    if (!node) continue;
+    state.labels.set(id, text);
+    node.clerp = text;
+  }
+  const query = new URLSearchParams(location.search);
+  if (!query.has('pinnedIds') && !query.has('supernodes')) {
+    for (const id of data.pinnedIds ?? []) if (state.byId.has(id)) state.pinned.add(id);
+    state.supernodes = readSupernodes(JSON.stringify(data.supernodes ?? []));
+    writeUrl();
+  }
+  highlight();
+  showNode();
+  showSteerFeatures();
+  showSubgraph();
 }
 
 // ---- Feature dashboards -------------------------------------------------------------------
@@ -498,6 +558,7 @@ function writeUrl() {
   if (state.selected) query.set('clickedId', state.selected); else query.delete('clickedId');
   if (state.supernodes.length) query.set('supernodes', JSON.stringify(state.supernodes)); else query.delete('supernodes');
   if (state.pruning < 1) query.set('pruningThreshold', String(state.pruning)); else query.delete('pruningThreshold');
+  if (state.linkType !== 'both') query.set('linkType', state.linkType); else query.delete('linkType');
   const steering = steerParameter();
   if (steering) query.set('steer', steering); else query.delete('steer');
   const search = query.toString();
@@ -515,6 +576,7 @@ function readUrl() {
   state.supernodes = readSupernodes(query.get('supernodes'));
   const pruning = Number(query.get('pruningThreshold'));
   if (query.has('pruningThreshold') && pruning > 0 && pruning <= 1) state.pruning = pruning;
+  if (['incoming', 'outgoing', 'both'].includes(query.get('linkType'))) state.linkType = query.get('linkType');
   const clicked = query.get('clickedId');
   state.selected = clicked && state.byId.has(clicked) ? clicked : null;
 }
@@ -895,6 +957,9 @@ function show(graph, source) {
   pruning.addEventListener('input', () => setPruning(pruning));
   const slider = document.getElementById('edge-filter');
   slider.addEventListener('input', () => setThreshold(slider));
+  const linkType = document.getElementById('link-type');
+  linkType.value = state.linkType;
+  linkType.addEventListener('change', () => { state.linkType = linkType.value; writeUrl(); highlight(); });
   document.getElementById('steer-form').addEventListener('submit', steer);
   document.getElementById('steer-add').addEventListener('submit', addSteerFeature);
   document.getElementById('search').addEventListener('input', showSearch);
@@ -917,6 +982,14 @@ async function main() {
       return;
     }
     show(await loadGraph(slugOfPage()));
+    try {
+      await loadAnnotations();
+      document.body.dataset.annotations = 'loaded';
+    } catch (error) {
+      // The graph stays readable without its saved labels; the reader is told why they are missing.
+      document.getElementById('subgraph-hint').textContent = `Saved labels and pins could not be read: ${error.message}`;
+      document.body.dataset.annotations = 'failed';
+    }
   } catch (error) {
     message.className = 'message overlay error';
     message.textContent = error.message;
