@@ -89,6 +89,11 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         Assert.Empty(errors);
     }
 
+    /// <summary>A graph's feature nodes, most influential first (smallest cumulative influence).</summary>
+    private static List<JsonElement> FeaturesByInfluence(JsonDocument graph) =>
+        [.. graph.RootElement.GetProperty("nodes").EnumerateArray().Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder")
+            .OrderBy(n => n.GetProperty("influence").GetDouble())];
+
     /// <summary>A tour graph of the demo made through the API, and the graph page on it (secret remembered, ready).</summary>
     private async Task<(JsonDocument Graph, PuppeteerSharp.IPage Page, List<string> Errors)> OpenTourGraphAsync(string slug, string prompt, string query = "")
     {
@@ -108,12 +113,12 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         var (graph, page, errors) = await OpenTourGraphAsync("viewer-read", BundledModel.TourPrompts[0]);
         using var _ = graph;
         await using var opened = page;
-        var features = graph.RootElement.GetProperty("nodes").EnumerateArray().Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").ToList();
+        var features = FeaturesByInfluence(graph);
 
         // One row per layer of the demo (4), embeddings and logits: no phantom layer.
         Assert.Equal(["Emb", "L0", "L1", "L2", "L3", "Logit"], await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('.row-label')].map(t => t.textContent)"));
         // The most influential features carry their address and label as text.
-        var strongest = features.OrderBy(n => n.GetProperty("influence").GetDouble()).First();
+        var strongest = features[0];
         string id = strongest.GetProperty("node_id").GetString()!;
         var parts = id.Split('_');
         string address = $"L{parts[0]} #{parts[1]} @{parts[2]}";
@@ -208,9 +213,7 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         var (graph, page, errors) = await OpenTourGraphAsync("viewer-feature", BundledModel.TourPrompts[0]);
         using var _ = graph;
         await using var opened = page;
-        string id = graph.RootElement.GetProperty("nodes").EnumerateArray()
-            .Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").MinBy(n => n.GetProperty("influence").GetDouble())!
-            .GetProperty("node_id").GetString()!;
+        string id = FeaturesByInfluence(graph)[0].GetProperty("node_id").GetString()!;
         var parts = id.Split('_').Select(int.Parse).ToArray();
         var expected = (await service.Services.GetRequiredService<GraphFunctions.Workers.ModelHost>().GetAsync()).Dashboards.Read(parts[0], parts[1])!;
         var examples = expected["examples_quantiles"]![0]!["examples"]!.AsArray();
@@ -297,9 +300,7 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         var (graph, page, errors) = await OpenTourGraphAsync("viewer-subgraph", BundledModel.TourPrompts[0]);
         using var _ = graph;
         await using var opened = page;
-        var pins = graph.RootElement.GetProperty("nodes").EnumerateArray()
-            .Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder")
-            .OrderBy(n => n.GetProperty("influence").GetDouble()).Take(3).Select(n => n.GetProperty("node_id").GetString()!).ToArray();
+        var pins = FeaturesByInfluence(graph).Take(3).Select(n => n.GetProperty("node_id").GetString()!).ToArray();
         foreach (string id in pins)
         {
             await page.Keyboard.DownAsync("Shift");
@@ -385,9 +386,7 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         using var _ = graph;
         await using var opened = page;
         await page.WaitForFunctionAsync("() => document.body.dataset.annotations === 'loaded'");
-        string id = graph.RootElement.GetProperty("nodes").EnumerateArray()
-            .Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").MinBy(n => n.GetProperty("influence").GetDouble())!
-            .GetProperty("node_id").GetString()!;
+        string id = FeaturesByInfluence(graph)[0].GetProperty("node_id").GetString()!;
         await page.ClickAsync($"#nodes [data-id=\"{id}\"]");
         await page.ClickAsync("#pin");
         await page.EvaluateExpressionAsync("document.querySelector('#label-input').value = ''");
