@@ -30,10 +30,10 @@ public sealed class ForgetfulActivityAbandon(AzureStorageOrchestrationService in
     /// <summary>Whether the provider has the table this repair needs.</summary>
     public static bool Available => ActiveActivities is not null && typeof(IDictionary).IsAssignableFrom(ActiveActivities.FieldType);
 
-    /// <summary>Work items forgotten so far.</summary>
-    public int Forgotten => forgotten;
+    /// <summary>Work items forgotten so far in this process.</summary>
+    public static int Forgotten => forgotten;
 
-    private int forgotten;
+    private static int forgotten;
 
     public async Task CompleteTaskActivityWorkItemAsync(TaskActivityWorkItem workItem, TaskMessage responseMessage)
     {

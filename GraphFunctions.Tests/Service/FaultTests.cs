@@ -4,6 +4,9 @@ using System.Net;
 using System.Text.Json;
 using Attribution.Tests.Support;
 using GraphFunctions.Orchestration;
+using GraphFunctions.Storage;
+using GraphFunctions.Workers;
+using Microsoft.DurableTask;
 using GraphFunctions.Tests.Storage;
 using GraphFunctions.Tests.Support;
 using static GraphFunctions.Tests.Support.HostJobs;
@@ -161,6 +164,47 @@ public sealed class FaultTests : IDisposable
         Assert.True(SlicesRun() - atTermination <= 1, $"{SlicesRun() - atTermination} slices started after the job was terminated ({atTermination} before)");
         Assert.True(SlicesRun() < 60, "every slice ran");
         Assert.Empty(RowFiles(id));
+    }
+
+    /// <summary>Feature rows that wait, once started, until the test opens the gate: so an activity can finish inside an outage.</summary>
+    public sealed class GatedFeatureRows(JobStates states, GpuGate gpu, IWorkspaceStore workspace, ModelHost models, JobWatch watch)
+        : FeatureRowsActivity(states, gpu, workspace, models, watch)
+    {
+        public static readonly TaskCompletionSource Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private static int started;
+
+        public static int Started => Volatile.Read(ref started);
+
+        public override async Task<RowBlock> RunAsync(TaskActivityContext context, FeatureBatch input)
+        {
+            Interlocked.Increment(ref started);
+            await Gate.Task;
+            return await base.RunAsync(context, input);
+        }
+    }
+
+    [Fact]
+    public async Task Activities_that_finish_while_storage_is_down_run_again_once_it_is_back()
+    {
+        // In process on the Azure Storage provider, with every feature-rows activity held until Azurite is down.
+        await using var service = await LocalService.StartAsync(
+            tasks: registry => GraphOrchestrationTests.RegisterReplacing<FeatureRowsActivity, GatedFeatureRows>(registry),
+            settings: new Dictionary<string, string?> { ["DURABLE_STORAGE"] = "azure-storage", ["DURABLE_TASK_HUB"] = taskHub, ["BATCHES_PER_ACTIVITY"] = "4" });
+        int forgottenBefore = GraphFunctions.LocalHost.ForgetfulActivityAbandon.Forgotten;
+        using (var started = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("held")))) Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        for (var deadline = DateTime.UtcNow + JobLimit; GatedFeatureRows.Started == 0 && DateTime.UtcNow < deadline;) await Task.Delay(100);
+        Assert.True(GatedFeatureRows.Started > 0, "no feature-rows activity started");
+
+        await using (await AzuriteOutage.BeginAsync())
+        {
+            GatedFeatureRows.Gate.SetResult();   // the held activities finish now, and their results cannot be stored
+            await Task.Delay(TimeSpan.FromSeconds(60));   // longer than the storage client's retries
+        }
+        // The fault happened: completing (and then abandoning) a work item failed, and the item was let go.
+        Assert.True(GraphFunctions.LocalHost.ForgetfulActivityAbandon.Forgotten > forgottenBefore, "no activity work item failed to settle during the outage");
+        using var timeout = new CancellationTokenSource(JobLimit);
+        var finished = await service.Durable.WaitForInstanceCompletionAsync("held", timeout.Token);
+        Assert.Equal(Microsoft.DurableTask.Client.OrchestrationRuntimeStatus.Completed, finished.RuntimeStatus);
     }
 
     [Fact]
