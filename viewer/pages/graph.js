@@ -887,32 +887,33 @@ function graphProblem(graph) {
   return null;
 }
 
+/** The page's message, as an error over the graph area. */
+function showError(text) {
+  const message = document.getElementById('graph-message');
+  message.hidden = false;
+  message.className = 'message overlay error';
+  message.textContent = text;
+}
+
 /** Reads a dropped or chosen file; a graph opens in this page (through the file address, so its view is its own). */
 async function openFile(file) {
-  const message = document.getElementById('graph-message');
   let graph;
   try {
     graph = JSON.parse(await file.text());
   } catch (error) {
-    message.hidden = false;
-    message.className = 'message overlay error';
-    message.textContent = `${file.name} is not JSON: ${error.message}`;
+    showError(`${file.name} is not JSON: ${error.message}`);
     return;
   }
   const problem = graphProblem(graph);
   if (problem) {
-    message.hidden = false;
-    message.className = 'message overlay error';
-    message.textContent = `${file.name} is not a graph this viewer can draw: ${problem}`;
+    showError(`${file.name} is not a graph this viewer can draw: ${problem}`);
     return;
   }
   if (state.graph) {   // a second file: carried to a clean page at the file address (within the tab's storage quota)
     try {
       sessionStorage.setItem('graphfunctions-file', JSON.stringify(graph));
     } catch {
-      message.hidden = false;
-      message.className = 'message overlay error';
-      message.textContent = `${file.name} is too large to carry over: open it on a fresh page, /graphs/${fileSlug}`;
+      showError(`${file.name} is too large to carry over: open it on a fresh page, /graphs/${fileSlug}`);
       return;
     }
     location.assign(`/graphs/${fileSlug}`);
@@ -991,8 +992,7 @@ async function main() {
       document.body.dataset.annotations = 'failed';
     }
   } catch (error) {
-    message.className = 'message overlay error';
-    message.textContent = error.message;
+    showError(error.message);
   }
 }
 
