@@ -6,7 +6,7 @@
 #
 # Four stages:
 #   libtorch  the CUDA build of libtorch that TorchSharp binds to (its natives only)
-#   viewer    the viewer's d3 from npm
+#   viewer    the viewer's scripts from npm (d3, @cfworker/json-schema)
 #   build     dotnet publish with TorchSharpFlavor=cuda: the TorchSharp bindings without natives
 #   runtime   CUDA base (Ubuntu 24.04) + ASP.NET Core 10 runtime + the Azure Functions host
 
@@ -27,7 +27,7 @@ RUN apt-get update \
  && unzip -q /tmp/libtorch.zip 'libtorch/lib/*' -d /opt \
  && rm -f /tmp/libtorch.zip /opt/libtorch/lib/*.a
 
-# ---- viewer: the viewer's d3 from npm (viewer/package-lock.json), copied beside the app by the build ----
+# ---- viewer: the viewer's scripts from npm (viewer/package-lock.json), copied beside the app by the build ----
 FROM node:20-bookworm-slim AS viewer
 WORKDIR /src/viewer
 COPY viewer/package.json viewer/package-lock.json ./

@@ -85,9 +85,10 @@ public sealed class ViewerApi(ServiceOptions options, ModelHost models)
 public sealed record ViewerAsset(byte[] Body, string ContentType, string ETag);
 
 /// <summary>
-/// The viewer's files, copied beside the app by the build (viewer/pages, and d3 from the npm
-/// package in viewer/node_modules). Pages name their scripts with <c>?v={{version}}</c>, the hash
-/// of every file, so a browser may cache scripts forever and still never runs a stale one.
+/// The viewer's files, copied beside the app by the build (viewer/pages, the graph schema, and d3
+/// and the schema validator's modules from their npm packages in viewer/node_modules). Pages name their scripts with <c>?v={{version}}</c>, the hash
+/// of every file, so a browser may cache scripts forever and still never runs a stale one. The
+/// validator's modules import one another by relative paths, without the version: they revalidate.
 /// </summary>
 public sealed class ViewerAssets
 {
@@ -96,11 +97,22 @@ public sealed class ViewerAssets
     /// <summary>The third-party script the pages load, from its npm package (installed by the scripts).</summary>
     public const string D3 = "d3.min.js";
 
+    /// <summary>
+    /// The entry module of @cfworker/json-schema (npm), which the graph page imports to validate an
+    /// opened file against <see cref="GraphSchema"/>: it interprets the schema rather than compiling
+    /// it to code, so it runs under the pages' Content-Security-Policy (no eval).
+    /// </summary>
+    public const string SchemaValidator = "validator.js";
+
+    /// <summary>Neuronpedia's graph schema (docs/schemas), copied beside the pages.</summary>
+    public const string GraphSchema = "neuronpedia-graph-schema.json";
+
     private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.OrdinalIgnoreCase)
     {
         [".html"] = "text/html; charset=utf-8",
         [".js"] = "text/javascript; charset=utf-8",
         [".css"] = "text/css; charset=utf-8",
+        [".json"] = "application/json; charset=utf-8",
     };
 
     private ViewerAssets(IReadOnlyDictionary<string, ViewerAsset> files, string version, string? missing)
@@ -119,8 +131,8 @@ public sealed class ViewerAssets
 
     public static ViewerAssets Load(string folder)
     {
-        if (!File.Exists(Path.Combine(folder, D3)) || !File.Exists(Path.Combine(folder, ViewerApi.JobsPage)))
-            return new ViewerAssets(new Dictionary<string, ViewerAsset>(), "", $"the viewer's files are not installed in {folder}: run scripts/run.sh (it installs d3 from npm into viewer/node_modules and builds)");
+        if (new[] { D3, SchemaValidator, GraphSchema, ViewerApi.JobsPage }.Any(file => !File.Exists(Path.Combine(folder, file))))
+            return new ViewerAssets(new Dictionary<string, ViewerAsset>(), "", $"the viewer's files are not installed in {folder}: run scripts/run.sh (it installs the viewer's scripts from npm into viewer/node_modules and builds)");
         var raw = Directory.EnumerateFiles(folder).Where(f => ContentTypes.ContainsKey(Path.GetExtension(f)))
             .ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes, StringComparer.Ordinal);
         string version = Hash(raw.OrderBy(f => f.Key, StringComparer.Ordinal).SelectMany(f => f.Value).ToArray())[..12];

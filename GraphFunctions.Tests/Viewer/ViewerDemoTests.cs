@@ -359,13 +359,29 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         await Task.WhenAll(page.WaitForNavigationAsync(), page.ClickAsync("#open-graph-file"));
         await page.WaitForFunctionAsync("() => document.body.dataset.waitingForFile === 'true'");
 
-        // A file that is not a graph: the message names the problem, nothing is drawn.
-        await File.WriteAllTextAsync(folder["broken.json"], """{"metadata": {"prompt_tokens": ["a", "b"]}, "nodes": [{"node_id": "0_1_5", "feature_type": "cross layer transcoder", "layer": "0", "ctx_idx": 5}], "links": []}""");
-        await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["broken.json"]);
-        await page.WaitForFunctionAsync("() => document.querySelector('#graph-message').classList.contains('error')");
-        Assert.Equal("broken.json is not a graph this viewer can draw: nodes[0].ctx_idx must be a position of the prompt (0-1)",
-            await page.EvaluateExpressionAsync<string>("document.querySelector('#graph-message').textContent"));
-        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        // Files that are not graphs: the message names the first problem, nothing is drawn.
+        async Task RefusedAsync(string name, string content, string problem)
+        {
+            await File.WriteAllTextAsync(folder[name], content);
+            await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder[name]);
+            await page.WaitForFunctionAsync("name => document.querySelector('#graph-message').textContent.startsWith(name)", name);
+            Assert.Equal(problem, await page.EvaluateExpressionAsync<string>("document.querySelector('#graph-message').textContent"));
+            Assert.True(await page.EvaluateExpressionAsync<bool>("document.querySelector('#graph-message').classList.contains('error')"));
+            Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        }
+        // Against Neuronpedia's graph schema: a field the schema requires, a field of the wrong type.
+        await RefusedAsync("unschematic.json", """{"metadata": {"prompt_tokens": ["a", "b"]}, "nodes": [], "links": []}""",
+            "unschematic.json is not a graph this viewer can draw: the file: Instance does not have required property \"qParams\".");
+        var wrongType = JsonNode.Parse(await File.ReadAllTextAsync(made))!;
+        wrongType["nodes"]![1]!["ctx_idx"] = "first";
+        await RefusedAsync("wrong-type.json", wrongType.ToJsonString(),
+            "wrong-type.json is not a graph this viewer can draw: nodes[1].ctx_idx: Instance type \"string\" is invalid. Expected \"integer\".");
+        // What the schema cannot say: a position past the prompt.
+        var pastPrompt = JsonNode.Parse(await File.ReadAllTextAsync(made))!;
+        int tokens = pastPrompt["metadata"]!["prompt_tokens"]!.AsArray().Count;
+        pastPrompt["nodes"]![1]!["ctx_idx"] = tokens + 3;
+        await RefusedAsync("past-prompt.json", pastPrompt.ToJsonString(),
+            $"past-prompt.json is not a graph this viewer can draw: nodes[1].ctx_idx must be a position of the prompt (0-{tokens - 1})");
         await File.WriteAllTextAsync(folder["text.json"], "not json at all");
         await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["text.json"]);
         await page.WaitForFunctionAsync("() => document.querySelector('#graph-message').textContent.startsWith('text.json is not JSON')");

@@ -861,10 +861,20 @@ async function loadGraph(slug) {
 /** The page address for graphs opened from a file: no job can have it (a slug may not start with '.'). */
 const fileSlug = '.file';
 
+/** This script's version (?v=), which the schema check's module is imported with, so it is never stale. */
+const assetVersion = new URL(document.currentScript.src).searchParams.get('v');
+
 /**
- * What the page needs of a graph JSON (docs/graph-format.md), checked before drawing: the first
- * problem, named by its path, or null.
+ * A file's first problem, or null: first against Neuronpedia's graph schema (a module loaded on the
+ * first file), then what the schema cannot say (docs/graph-format.md): every position within the
+ * prompt, every link between nodes of the file.
  */
+async function fileProblem(graph) {
+  const { schemaProblem } = await import(`/viewer/assets/graph-schema-check.js?v=${assetVersion}`);
+  return await schemaProblem(graph) ?? graphProblem(graph);
+}
+
+/** What the page needs of a graph JSON, checked before drawing: the first problem, named by its path, or null. */
 function graphProblem(graph) {
   if (graph === null || typeof graph !== 'object' || Array.isArray(graph)) return 'the file must hold a JSON object';
   const tokens = graph.metadata?.prompt_tokens;
@@ -904,7 +914,7 @@ async function openFile(file) {
     showError(`${file.name} is not JSON: ${error.message}`);
     return;
   }
-  const problem = graphProblem(graph);
+  const problem = await fileProblem(graph);
   if (problem) {
     showError(`${file.name} is not a graph this viewer can draw: ${problem}`);
     return;
