@@ -6,5 +6,6 @@ var root = new RootCommand("GraphFunctions: attribution graphs for language mode
     GraphCommand.Create(),
     CreateTinyCommand.Create(),
     TrainDemoCommand.Create(),
+    ViewCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

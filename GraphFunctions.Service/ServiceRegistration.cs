@@ -37,7 +37,7 @@ public static class ServiceRegistration
         services.AddSingleton(sp => new JobRetention(sp.GetRequiredService<IWorkspaceStore>(), options.JobRetention, sp.GetRequiredService<ILogger<JobRetention>>()));
         services.AddSingleton<GraphApi>();
         services.AddSingleton<ModelApi>();
-        services.AddSingleton<ViewerApi>();
+        services.AddSingleton(sp => new ViewerApi(options.ViewerPublic, () => ViewerApi.ServiceSettingsAsync(options, sp.GetRequiredService<ModelHost>())));
         foreach (var activity in ActivityTypes) services.AddTransient(activity);
         return services;
     }

@@ -8,7 +8,6 @@ using Attribution.Loading;
 using Attribution.Requests;
 using Attribution.Steering;
 using Attribution.Tracing;
-using Attribution.Transcoders;
 using GraphFunctions.Configuration;
 using GraphFunctions.Workers;
 using Microsoft.AspNetCore.Http;
@@ -147,21 +146,12 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
     public async Task<IResult> FeatureAsync(HttpRequest request, string layer, string index)
     {
         if (secret.Refusal(request) is { } refused) return refused;
-        if (!int.TryParse(layer, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int l)
-            || !long.TryParse(index, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long i))
-            return ApiResults.BadRequest($"layer and index must be non-negative integers, got '{layer}' and '{index}'");
+        if (FeatureRoute.ParseAddress(layer, index, out int l, out long i) is { } malformed) return malformed;
         var model = await models.GetAsync();
         var transcoders = model.Replacement.Transcoders;
         if (l >= transcoders.NLayers || i >= transcoders.DTranscoder)
             return ApiResults.Error(StatusCodes.Status404NotFound, $"{model.TranscoderSet} has layers 0-{transcoders.NLayers - 1} of {transcoders.DTranscoder} features: there is no L{l} #{i}");
-        if (!model.Dashboards.Available)
-            return ApiResults.Error(StatusCodes.Status404NotFound, $"{model.TranscoderSet} has no feature dashboards: put circuit-tracer's local feature files (index.json.gz and its .bin files) in a '{FeatureDashboards.FolderName}' folder beside its config.yaml");
-        var feature = model.Dashboards.Read(l, i);
-        if (feature is null) return ApiResults.Error(StatusCodes.Status404NotFound, $"the feature dashboards of {model.TranscoderSet} do not hold L{l} #{i}");
-        feature["layer"] = l;
-        feature["index"] = i;
-        feature["label"] = model.Labels.Of(l, i);
-        return Results.Json(feature, ApiResults.Json);
+        return FeatureRoute.Answer(model.Dashboards, model.TranscoderSet, l, i, model.Labels.Of(l, i));
     }
 
     private static (long[] Ids, float[] Probabilities) SalientLogits(LoadedModel model, int[] tokens, int maxLogits, double desired)

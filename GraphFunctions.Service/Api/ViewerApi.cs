@@ -11,9 +11,12 @@ using Microsoft.AspNetCore.Http;
 /// The graph viewer (docs/viewer.md): GET /viewer (jobs), GET /graphs/{slug} (one graph) and their
 /// scripts under /viewer/assets/. The pages hold no data and no secret; their scripts call the API
 /// with the x-secret-key header the user types in. They are served to loopback clients only,
-/// unless VIEWER_PUBLIC is true.
+/// unless <paramref name="servePublicly"/> (VIEWER_PUBLIC). The same pages serve the service's jobs
+/// and, under <c>graphfunctions view</c>, graph files (<see cref="GraphFileLibrary"/>); only what
+/// <paramref name="settings"/> tells them differs.
 /// </summary>
-public sealed class ViewerApi(ServiceOptions options, ModelHost models)
+/// <param name="settings">The answer of GET /viewer/settings.</param>
+public sealed class ViewerApi(bool servePublicly, Func<Task<Dictionary<string, object?>>> settings)
 {
     public const string JobsPage = "jobs.html";
     public const string GraphPage = "graph.html";
@@ -26,15 +29,20 @@ public sealed class ViewerApi(ServiceOptions options, ModelHost models)
     public IResult Asset(HttpRequest request, string file) =>
         Refusal(request) ?? Serve(request, file, immutable: request.Query["v"] == Assets.Value.Version);
 
+    /// <summary>What a page needs before its first API call.</summary>
+    public async Task<IResult> SettingsAsync(HttpRequest request) =>
+        Refusal(request) ?? Results.Json(await settings(), ApiResults.Json);
+
     /// <summary>
-    /// What a page needs before its first API call: the served model, the token limit, whether to
-    /// ask for the secret, whether GET /features has dashboards to serve and, for the demo model
-    /// only, example prompts (absent otherwise).
+    /// The service's settings: the served model, the token limit, whether to ask for the secret,
+    /// whether GET /features has dashboards to serve and, for the demo model only, example prompts
+    /// (absent otherwise).
     /// </summary>
-    public async Task<IResult> SettingsAsync(HttpRequest request)
+    public static async Task<Dictionary<string, object?>> ServiceSettingsAsync(ServiceOptions options, ModelHost models)
     {
-        if (Refusal(request) is { } refused) return refused;
-        var settings = new Dictionary<string, object>
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(models);
+        var settings = new Dictionary<string, object?>
         {
             ["model_id"] = models.ModelId,
             ["token_limit"] = options.TokenLimit,
@@ -42,12 +50,12 @@ public sealed class ViewerApi(ServiceOptions options, ModelHost models)
             ["feature_dashboards"] = (await models.GetAsync()).Dashboards.Available,
         };
         if (BundledModel.ExamplePrompts(models.ModelId) is { Count: > 0 } examples) settings["example_prompts"] = examples;
-        return Results.Json(settings, ApiResults.Json);
+        return settings;
     }
 
     private IResult? Refusal(HttpRequest request)
     {
-        if (options.ViewerPublic || request.HttpContext.Connection.RemoteIpAddress is { } ip && System.Net.IPAddress.IsLoopback(ip)) return null;
+        if (servePublicly || request.HttpContext.Connection.RemoteIpAddress is { } ip && System.Net.IPAddress.IsLoopback(ip)) return null;
         return ApiResults.Error(StatusCodes.Status403Forbidden,
             $"the viewer is served to loopback clients only; set {SettingNames.ViewerPublic}=true to serve it to others (its pages then ask for the secret)");
     }

@@ -396,6 +396,58 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
     }
 
     [Fact]
+    public async Task The_view_command_serves_graph_files_with_their_dashboards_and_saves_labels_beside_them()
+    {
+        // A folder of graphs as a researcher keeps them: one made by the CLI; the demo's dashboards as a features folder.
+        using var folder = new Attribution.Tests.Support.TempFolder("gf-view");
+        var (exit, output) = CliProcess.Run("graph", "--prompt", BundledModel.TourPrompts[0], "--out", folder["france.json"]);
+        Assert.True(exit == 0, output);
+        using var graph = JsonDocument.Parse(await File.ReadAllTextAsync(folder["france.json"]));
+        string features = Path.Combine(Path.GetDirectoryName(BundledModel.Locate(null).TranscoderConfig)!, Attribution.Transcoders.FeatureDashboards.FolderName);
+        using var view = CliProcess.Start("view", folder.Path, "--port", "0", "--features", features);
+        string jobsPage = (await view.WaitForLineAsync(GraphFunctions.Api.GraphFileViewer.ReadyAnnouncement, TimeSpan.FromSeconds(60))).Split(' ')[0];
+
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await using var opened = page;
+        await page.GoToAsync(jobsPage);
+        await page.WaitForSelectorAsync("tr[data-job-id=\"france\"] a");
+        Assert.True(await page.EvaluateExpressionAsync<bool>("document.querySelector('#new-graph').hidden"), "no form without a model");
+        // A graph written into the folder later (gzipped) appears on a later refresh.
+        await using (var gz = new System.IO.Compression.GZipStream(File.Create(folder["later.json.gz"]), System.IO.Compression.CompressionLevel.Fastest))
+            await gz.WriteAsync(await File.ReadAllBytesAsync(folder["france.json"]));
+        await page.WaitForSelectorAsync("tr[data-job-id=\"later\"] a", new PuppeteerSharp.WaitForSelectorOptions { Timeout = 20_000 });
+
+        await Task.WhenAll(page.WaitForNavigationAsync(), page.ClickAsync("tr[data-job-id=\"france\"] a"));
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new PuppeteerSharp.WaitForFunctionOptions { Timeout = 60_000 });
+        Assert.Equal(graph.RootElement.GetProperty("nodes").GetArrayLength(), await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        Assert.NotNull(await page.QuerySelectorAsync("#steer-unavailable"));
+
+        // The feature panel reads the features folder.
+        string id = FeaturesByInfluence(graph)[0].GetProperty("node_id").GetString()!;
+        var parts = id.Split('_').Select(int.Parse).ToArray();
+        int examples = Attribution.Transcoders.FeatureDashboards.Load(features).Read(parts[0], parts[1])!["examples_quantiles"]![0]!["examples"]!.AsArray().Count;
+        await page.ClickAsync($"#nodes [data-id=\"{id}\"]");
+        await page.WaitForSelectorAsync("#feature-panel .examples, #feature-panel .feature-missing", new PuppeteerSharp.WaitForSelectorOptions { Timeout = 20_000 });
+        Assert.Equal(examples, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#feature-panel .example').length"));
+
+        // A label saved with the graph lands beside its file and comes back on a plain link.
+        await page.ClickAsync("#pin");
+        await page.EvaluateExpressionAsync("document.querySelector('#label-input').value = ''");
+        await page.TypeAsync("#label-input", "says the capital");
+        await page.ClickAsync("#label-form button");
+        await page.WaitForFunctionAsync("() => document.querySelector('#label-status').textContent === 'saved with the graph'");
+        using (var saved = JsonDocument.Parse(await File.ReadAllTextAsync(folder["france" + GraphFunctions.Api.GraphFileLibrary.AnnotationsSuffix])))
+        {
+            Assert.Equal([id, "says the capital"], saved.RootElement.GetProperty("clerps")[0].EnumerateArray().Select(e => e.GetString()!));
+            Assert.Equal([id], saved.RootElement.GetProperty("pinnedIds").EnumerateArray().Select(e => e.GetString()!));
+        }
+        await page.GoToAsync(new Uri(new Uri(jobsPage), "/graphs/france").ToString());
+        await page.WaitForFunctionAsync("() => document.body.dataset.annotations === 'loaded'");
+        Assert.Contains("says the capital", await page.EvaluateFunctionAsync<string>("id => document.querySelector(`#node-labels [data-id=\"${id}\"] title`).textContent", id), StringComparison.Ordinal);
+        Assert.Empty(errors);
+    }
+
+    [Fact]
     public async Task A_label_edited_in_the_page_is_saved_with_the_graph_and_shown_after_a_reload()
     {
         var (graph, page, errors) = await OpenTourGraphAsync("viewer-label", BundledModel.TourPrompts[3]);

@@ -501,7 +501,10 @@ function featurePanel(node) {
   const panel = el('section', { id: 'feature-panel', 'data-feature': `${layer}_${index}` }, el('h3', {}, `Feature L${layer} #${index}`),
     el('p', { class: 'muted' }, 'Loading its examples…'));
   serverSettings().then(settings => {
-    if (!settings.feature_dashboards) throw new Error('The served transcoder set has no feature dashboards (a features/ folder beside its config.yaml).');
+    if (!settings.feature_dashboards) {
+      throw new Error(settings.graph_files ? 'graphfunctions view was started without --features (a folder of circuit-tracer\'s feature files), so there are no examples to show.'
+        : 'The served transcoder set has no feature dashboards (a features/ folder beside its config.yaml).');
+    }
     return dashboardOf(layer, index);
   }).then(feature => {
     const examples = (feature.examples_quantiles ?? []).flatMap(q => q.examples ?? []);
@@ -843,6 +846,15 @@ async function steer(event) {
   }
 }
 
+/** Under graphfunctions view there is no model to steer: the panel says where to steer instead. */
+function withoutModel() {
+  const panel = document.getElementById('steer-panel');
+  for (const part of panel.children) if (part.tagName !== 'H2') part.hidden = true;
+  panel.append(el('p', { id: 'steer-unavailable', class: 'muted' }, 'This viewer shows graph files only (graphfunctions view), without a model. ',
+      'To steer, serve the graph\'s model with the local host (scripts/run.sh) and open the file there (Open file).'));
+  document.querySelector('header.bar a[href="/viewer"]').textContent = 'Graphs';
+}
+
 // ---- Loading ------------------------------------------------------------------------------
 
 async function loadGraph(slug) {
@@ -972,6 +984,7 @@ function show(graph, source) {
   linkType.value = state.linkType;
   linkType.addEventListener('change', () => { state.linkType = linkType.value; writeUrl(); highlight(); });
   document.getElementById('steer-form').addEventListener('submit', steer);
+  serverSettings().then(settings => { if (settings.graph_files) withoutModel(); });
   document.getElementById('steer-add').addEventListener('submit', addSteerFeature);
   document.getElementById('search').addEventListener('input', showSearch);
   window.addEventListener('resize', drawEdgesSoon);

@@ -174,6 +174,7 @@ function actions(job) {
   if (job.runtimeStatus === 'Completed' && !job.delivered) {
     cell.append(el('button', { type: 'button', onclick: () => GF.download(`/jobs/${encodeURIComponent(job.id)}/result`, `${job.id}.json`) }, 'JSON'));
   }
+  if (job.file) return cell;   // a graph file (graphfunctions view): nothing to stop or delete
   if (!finished) {
     cell.append(el('button', { type: 'button', onclick: () => json('POST', `/jobs/${encodeURIComponent(job.id)}/terminate?reason=from+the+jobs+page`).then(refresh, report) }, 'Stop'));
   } else {
@@ -210,7 +211,7 @@ function report(error) {
 async function refresh() {
   const { data } = await json('GET', '/jobs');
   const body = document.querySelector('#jobs tbody');
-  body.replaceChildren(...(data.jobs.length ? data.jobs.map(row) : [el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No graph jobs yet.'))]));
+  body.replaceChildren(...(data.jobs.length ? data.jobs.map(row) : [el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No graphs yet.'))]));
   document.getElementById('jobs-message').textContent = '';
   return data.jobs.some(job => job.runtimeStatus === 'Running' || job.runtimeStatus === 'Pending');
 }
@@ -229,8 +230,23 @@ async function poll() {
   nextPoll = setTimeout(poll, active ? activePollMilliseconds : idlePollMilliseconds);
 }
 
+/**
+ * Under graphfunctions view the jobs are graph files and there is no model: no form, the files
+ * listed (a folder is looked at again on every refresh, so graphs written later appear).
+ */
+function showGraphFiles() {
+  document.getElementById('new-graph').hidden = true;
+  document.getElementById('jobs-title').textContent = 'Graph files';
+  document.getElementById('served-model').textContent = 'graph files (graphfunctions view: no model, so no new graphs or steering)';
+  poll();
+}
+
 async function main() {
   const settings = await serverSettings();
+  if (settings.graph_files) {
+    showGraphFiles();
+    return;
+  }
   document.getElementById('served-model').textContent = `serving ${settings.model_id}`;
   try {
     await applySchemaDefaults();
