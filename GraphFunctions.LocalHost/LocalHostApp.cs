@@ -108,6 +108,7 @@ public static class LocalHostApp
         app.MapPost(Routes.PathOf(Routes.ParseChatPrompt), (HttpRequest r, ModelApi api, CancellationToken t) => api.ParseChatPromptAsync(r, t));
         app.MapGet(Routes.PathOf(Routes.CheckBusy), (ModelApi api) => api.CheckBusy());
         app.MapGet(Routes.PathOf(Routes.Feature), (HttpRequest r, string layer, string index, ModelApi api) => api.FeatureAsync(r, layer, index));
+        app.MapPost(Routes.PathOf(Routes.FeatureDensities), (HttpRequest r, ModelApi api, CancellationToken t) => api.FeatureDensitiesAsync(r, t));
         app.MapGet(Routes.PathOf(Routes.OpenApi), () => DocsApi.OpenApi());
         app.MapGet(Routes.PathOf(Routes.Docs), () => DocsApi.Docs());
         app.MapGet(Routes.PathOf(Routes.ViewerJobs), (HttpRequest r, ViewerApi viewer) => viewer.Page(r, ViewerApi.JobsPage));

@@ -86,6 +86,11 @@ public sealed class HttpFunctions(GraphApi graphs, ModelApi models, ViewerApi vi
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.Feature)] HttpRequest request, string layer, string index) =>
         new ResultAction(await models.FeatureAsync(request, layer, index));
 
+    [Function("FeatureDensities")]
+    public async Task<IActionResult> FeatureDensities(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Routes.FeatureDensities)] HttpRequest request, CancellationToken cancellation) =>
+        new ResultAction(await models.FeatureDensitiesAsync(request, cancellation));
+
     [Function("CheckBusy")]
     public IActionResult CheckBusy(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.CheckBusy)] HttpRequest request) =>

@@ -47,6 +47,7 @@ public static class GraphFileViewer
         app.MapPut(Routes.PathOf(Routes.JobAnnotations), (HttpRequest r, string id, CancellationToken t) => library.SaveAnnotationsAsync(r, id, t));
         app.MapGet(Routes.PathOf(Routes.Feature), (string layer, string index) =>
             FeatureRoute.ParseAddress(layer, index, out int l, out long i) ?? FeatureRoute.Answer(dashboards, featureSource, l, i, label: null));
+        app.MapPost(Routes.PathOf(Routes.FeatureDensities), (HttpRequest r, CancellationToken t) => FeatureRoute.DensitiesAsync(r, dashboards, featureSource, t));
         app.MapGet("/", () => Results.Redirect(Routes.PathOf(Routes.ViewerJobs)));
         app.MapFallback((HttpRequest r) => ApiResults.Error(StatusCodes.Status404NotFound,
             $"{r.Method} {r.Path} is not served by graphfunctions view, which shows graph files only: making graphs and steering need the local host with a model (scripts/run.sh)"));

@@ -154,6 +154,14 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         return FeatureRoute.Answer(model.Dashboards, model.TranscoderSet, l, i, model.Labels.Of(l, i));
     }
 
+    /// <summary>POST /features/densities: the densities of many features of the served set (<see cref="FeatureRoute.DensitiesAsync"/>).</summary>
+    public async Task<IResult> FeatureDensitiesAsync(HttpRequest request, CancellationToken cancellation)
+    {
+        if (secret.Refusal(request) is { } refused) return refused;
+        var model = await models.GetAsync();
+        return await FeatureRoute.DensitiesAsync(request, model.Dashboards, model.TranscoderSet, cancellation);
+    }
+
     private static (long[] Ids, float[] Probabilities) SalientLogits(LoadedModel model, int[] tokens, int maxLogits, double desired)
     {
         using var noGrad = no_grad();

@@ -27,6 +27,7 @@ public static class Routes
     public const string ParseChatPrompt = "parse-chat-prompt";
     public const string CheckBusy = "check-busy";
     public const string Feature = "features/{layer}/{index}";
+    public const string FeatureDensities = "features/densities";
     public const string OpenApi = "openapi.json";
     public const string Docs = "docs";
     public const string ViewerJobs = "viewer";

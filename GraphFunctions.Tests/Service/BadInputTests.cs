@@ -107,6 +107,12 @@ public sealed class BadInputTests(BadInputTests.Fixture fixture) : IClassFixture
         { "GET /features/0/-1", "", "ok", 400, "layer and index must be non-negative integers" },
         { "GET /features/9/1", "", "ok", 404, "there is no L9 #1" },
         { "GET /features/0/1", "", "ok", 404, "has no feature dashboards" },
+        { "/features/densities", """{"features": [[0, 1]]}""", "none", 400, "x-secret-key header missing" },
+        { "/features/densities", "{}", "ok", 400, "features must be a list of [layer, index] pairs" },
+        { "/features/densities", """{"features": [[0, 1], [0]]}""", "ok", 400, "features[1] must be [layer, index], two non-negative integers" },
+        { "/features/densities", """{"features": [[0, -1]]}""", "ok", 400, "features[0] must be [layer, index]" },
+        { "/features/densities", $$"""{"features": [{{string.Join(", ", Enumerable.Repeat("[0, 1]", FeatureRoute.MaxDensities + 1))}}]}""", "ok", 400, "features lists 20001 features, at most 20000" },
+        { "/features/densities", """{"features": [[0, 1]]}""", "ok", 404, "has no feature dashboards" },
     };
 
     /// <summary>

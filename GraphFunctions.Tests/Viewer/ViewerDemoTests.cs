@@ -161,6 +161,39 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
     }
 
     [Fact]
+    public async Task The_density_slider_hides_the_features_that_fire_too_often_and_the_link_keeps_it()
+    {
+        var (graph, page, errors) = await OpenTourGraphAsync("viewer-density", BundledModel.TourPrompts[1]);
+        using var _ = graph;
+        await using var opened = page;
+        await page.WaitForFunctionAsync("() => document.body.dataset.densities === 'loaded'");
+        // Each feature's density as its dashboard gives it (the demo's train-demo wrote them from its corpus).
+        var dashboards = (await service.Services.GetRequiredService<GraphFunctions.Workers.ModelHost>().GetAsync()).Dashboards;
+        var nodes = graph.RootElement.GetProperty("nodes").EnumerateArray().ToList();
+        double DensityOf(JsonElement node)
+        {
+            var parts = node.GetProperty("node_id").GetString()!.Split('_').Select(int.Parse).ToArray();
+            return dashboards.Read(parts[0], parts[1])!["activation_frequency"]!.GetValue<double>();
+        }
+        var densities = nodes.Where(n => n.GetProperty("feature_type").GetString() == "cross layer transcoder").Select(DensityOf).Order().ToList();
+        // A threshold between the graph's densities, so some features hide and some stay.
+        double threshold = Math.Round(densities[densities.Count / 2], 2);
+        int kept = nodes.Count(n => n.GetProperty("feature_type").GetString() != "cross layer transcoder" || DensityOf(n) <= threshold);
+        Assert.InRange(kept, nodes.Count - densities.Count + 1, nodes.Count - 1);
+
+        async Task CheckAsync() =>
+            Assert.Equal(kept, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node:not(.pruned)').length"));
+        await page.EvaluateFunctionAsync("t => { const s = document.querySelector('#density'); s.value = String(t); s.dispatchEvent(new Event('input')); }", threshold);
+        await CheckAsync();
+        string url = await page.EvaluateExpressionAsync<string>("location.href");
+        Assert.Contains($"densityThreshold={threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)}", url, StringComparison.Ordinal);
+        await page.GoToAsync(url);
+        await page.WaitForFunctionAsync("() => document.body.dataset.densities === 'loaded'");
+        await CheckAsync();
+        Assert.Empty(errors);
+    }
+
+    [Fact]
     public async Task A_feature_from_another_prompt_is_steered_from_the_graph_page_tour_step_5()
     {
         // The tour's boost (README step 5): L1 #144 at position 5 of "The capital of France is", +19, makes the capital Accra.

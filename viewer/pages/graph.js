@@ -18,6 +18,8 @@ const state = {
   maxWeight: 1,
   threshold: 0,
   pruning: 1,             // nodes with influence above this are hidden (Neuronpedia's pruningThreshold)
+  density: 1,             // features firing on more than this share of tokens are hidden (Neuronpedia's densityThreshold)
+  densities: new Map(),   // "layer_index" → the feature's density, from its dashboard (absent: unknown, never hidden)
   linkType: 'both',       // the selected node's edges drawn: 'incoming', 'outgoing' or 'both' (Neuronpedia's linkType)
   selected: null,
   pinned: new Set(),
@@ -121,13 +123,18 @@ function index(graph) {
 const widthOf = weight => 0.4 + 2.6 * Math.sqrt(Math.abs(weight) / state.maxWeight);
 
 /**
- * Whether a node shows under the pruning slider: embeddings, logits, pinned and selected nodes
- * always; others when their cumulative influence is within the threshold (as Neuronpedia's).
+ * Whether a node shows under the pruning and density sliders: embeddings, logits, pinned and
+ * selected nodes always; others when their cumulative influence is within the threshold, and a
+ * feature when its density is known and within its threshold or unknown (as Neuronpedia's).
  */
 function visible(node) {
   const kind = kindOf(node);
-  return kind === 'embedding' || kind === 'logit' || state.pinned.has(node.node_id) || state.selected === node.node_id
-    || node.influence === undefined || node.influence === null || node.influence <= state.pruning;
+  if (kind === 'embedding' || kind === 'logit' || state.pinned.has(node.node_id) || state.selected === node.node_id) return true;
+  if (kind === 'feature' && state.density < 1) {
+    const { layer, index } = featureAddress(node);
+    if (state.densities.get(`${layer}_${index}`) > state.density) return false;
+  }
+  return node.influence === undefined || node.influence === null || node.influence <= state.pruning;
 }
 
 /** The edges above the threshold between shown nodes, bucketed so one canvas stroke draws each bucket. */
@@ -561,6 +568,7 @@ function writeUrl() {
   if (state.selected) query.set('clickedId', state.selected); else query.delete('clickedId');
   if (state.supernodes.length) query.set('supernodes', JSON.stringify(state.supernodes)); else query.delete('supernodes');
   if (state.pruning < 1) query.set('pruningThreshold', String(state.pruning)); else query.delete('pruningThreshold');
+  if (state.density < 1) query.set('densityThreshold', String(state.density)); else query.delete('densityThreshold');
   if (state.linkType !== 'both') query.set('linkType', state.linkType); else query.delete('linkType');
   const steering = steerParameter();
   if (steering) query.set('steer', steering); else query.delete('steer');
@@ -579,6 +587,8 @@ function readUrl() {
   state.supernodes = readSupernodes(query.get('supernodes'));
   const pruning = Number(query.get('pruningThreshold'));
   if (query.has('pruningThreshold') && pruning > 0 && pruning <= 1) state.pruning = pruning;
+  const density = Number(query.get('densityThreshold'));
+  if (query.has('densityThreshold') && density >= 0 && density <= 1) state.density = density;
   if (['incoming', 'outgoing', 'both'].includes(query.get('linkType'))) state.linkType = query.get('linkType');
   const clicked = query.get('clickedId');
   state.selected = clicked && state.byId.has(clicked) ? clicked : null;
@@ -589,6 +599,33 @@ function setPruning(slider) {
   state.pruning = Number(slider.value);
   document.getElementById('pruning-value').textContent = num(state.pruning, 2);
   writeUrl();
+  bucketEdges();
+  highlight();
+}
+
+/** The density slider: features that fire on more than this share of tokens (too general to read) hide. */
+function setDensity(slider) {
+  state.density = Number(slider.value);
+  document.getElementById('density-value').textContent = num(state.density, 2);
+  writeUrl();
+  bucketEdges();
+  highlight();
+}
+
+/**
+ * The densities of the graph's features, from their dashboards in one request (POST
+ * /features/densities); without dashboards the slider is disabled and says why.
+ */
+async function loadDensities(settings) {
+  const slider = document.getElementById('density');
+  if (!settings.feature_dashboards) {
+    slider.disabled = true;
+    slider.parentElement.title = 'No feature dashboards are served, so densities are unknown and nothing hides.';
+    return;
+  }
+  const keys = [...new Set(state.graph.nodes.filter(n => kindOf(n) === 'feature').map(n => { const { layer, index } = featureAddress(n); return `${layer}_${index}`; }))];
+  const { data } = await json('POST', '/features/densities', { features: keys.map(key => key.split('_').map(Number)) });
+  keys.forEach((key, i) => { if (typeof data.densities[i] === 'number') state.densities.set(key, data.densities[i]); });
   bucketEdges();
   highlight();
 }
@@ -978,13 +1015,23 @@ function show(graph, source) {
   pruning.value = String(state.pruning);
   document.getElementById('pruning-value').textContent = num(state.pruning, 2);
   pruning.addEventListener('input', () => setPruning(pruning));
+  const density = document.getElementById('density');
+  density.value = String(state.density);
+  document.getElementById('density-value').textContent = num(state.density, 2);
+  density.addEventListener('input', () => setDensity(density));
   const slider = document.getElementById('edge-filter');
   slider.addEventListener('input', () => setThreshold(slider));
   const linkType = document.getElementById('link-type');
   linkType.value = state.linkType;
   linkType.addEventListener('change', () => { state.linkType = linkType.value; writeUrl(); highlight(); });
   document.getElementById('steer-form').addEventListener('submit', steer);
-  serverSettings().then(settings => { if (settings.graph_files) withoutModel(); });
+  serverSettings().then(settings => {
+    if (settings.graph_files) withoutModel();
+    return loadDensities(settings);
+  }).then(() => { document.body.dataset.densities = 'loaded'; }, error => {
+    document.getElementById('density').parentElement.title = `Densities could not be read: ${error.message}`;
+    document.body.dataset.densities = 'failed';
+  });
   document.getElementById('steer-add').addEventListener('submit', addSteerFeature);
   document.getElementById('search').addEventListener('input', showSearch);
   window.addEventListener('resize', drawEdgesSoon);
