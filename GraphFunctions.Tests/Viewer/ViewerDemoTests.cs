@@ -419,10 +419,17 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["text.json"]);
         await page.WaitForFunctionAsync("() => document.querySelector('#graph-message').textContent.startsWith('text.json is not JSON')");
 
-        // The CLI's graph: every node drawn.
-        await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(made);
+        // The CLI's graph, with a view saved in its qParams as circuit-tracer's server saves one: every node drawn, the view shown.
+        string pinned = FeaturesByInfluence(graph)[0].GetProperty("node_id").GetString()!;
+        var withView = JsonNode.Parse(await File.ReadAllTextAsync(made))!;
+        withView["qParams"]!["pinnedIds"] = new JsonArray(pinned);
+        withView["qParams"]!["linkType"] = "incoming";
+        await File.WriteAllTextAsync(folder["with-view.json"], withView.ToJsonString());
+        await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["with-view.json"]);
         await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new PuppeteerSharp.WaitForFunctionOptions { Timeout = 60_000 });
         Assert.Equal(graph.RootElement.GetProperty("nodes").GetArrayLength(), await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
+        Assert.Equal([pinned], await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#subgraph-nodes li')].map(li => li.dataset.id)"));
+        Assert.Equal("incoming", await page.EvaluateExpressionAsync<string>("document.querySelector('#link-type').value"));
         Assert.EndsWith("/graphs/.file", await page.EvaluateExpressionAsync<string>("location.pathname"), StringComparison.Ordinal);
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-open-file.png"));
         Assert.Empty(errors);
@@ -502,6 +509,17 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         Assert.True(await page.EvaluateFunctionAsync<bool>("id => document.querySelector(`#nodes [data-id=\"${id}\"]`).classList.contains('pinned')", id));
         using var saved = await LocalService.JsonOf(await service.Http.GetAsync("/jobs/viewer-label/annotations"));
         Assert.Equal([id, "copies the first name"], saved.RootElement.GetProperty("clerps")[0].EnumerateArray().Select(t => t.GetString()));
+
+        // The label is in the link too, as Neuronpedia's clerps: keyed by its feature id (layer, feature number, position).
+        var node = graph.RootElement.GetProperty("nodes").EnumerateArray().First(n => n.GetProperty("node_id").GetString() == id);
+        string featureId = $"{node.GetProperty("layer").GetString()}_{node.GetProperty("feature").GetInt64()}_{node.GetProperty("ctx_idx").GetInt32()}";
+        var clerps = JsonNode.Parse(await page.EvaluateExpressionAsync<string>("new URLSearchParams(location.search).get('clerps')"))!.AsArray();
+        Assert.Equal([featureId, "copies the first name"], clerps.Single()!.AsArray().Select(t => t!.GetValue<string>()));
+        // A link's own label wins over the saved one.
+        string linked = JsonSerializer.Serialize(new[] { new[] { featureId, "from a shared link" } });
+        await page.GoToAsync(new Uri(service.Address, $"/graphs/viewer-label?clerps={Uri.EscapeDataString(linked)}").ToString());
+        await page.WaitForFunctionAsync("() => document.body.dataset.annotations === 'loaded'");
+        Assert.Contains("from a shared link", await page.EvaluateFunctionAsync<string>("id => document.querySelector(`#node-labels [data-id=\"${id}\"] title`).textContent", id), StringComparison.Ordinal);
         Assert.Empty(errors);
     }
 }

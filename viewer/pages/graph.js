@@ -448,8 +448,8 @@ function labelEditor(node) {
 }
 
 async function saveLabel(node, text, status) {
-  state.labels.set(node.node_id, text);
-  node.clerp = text;
+  setLabel(node, text);
+  writeUrl();
   drawNodeLabels();
   showSubgraph();
   if (!savesAnnotations()) { status.textContent = 'set in this page (a file\'s labels are not saved)'; return; }
@@ -470,13 +470,13 @@ async function saveLabel(node, text, status) {
  */
 async function loadAnnotations() {
   const { data } = await json('GET', `/jobs/${encodeURIComponent(slugOfPage())}/annotations`);
+  const query = new URLSearchParams(location.search);
+  // A link's own labels (clerps) win over the saved ones.
+  const linked = new Set(readClerps(query.get('clerps')).map(([node]) => node.node_id));
   for (const [id, text] of data.clerps ?? []) {
     const node = state.byId.get(id);
-    if (!node) continue;
-    state.labels.set(id, text);
-    node.clerp = text;
+    if (node && !linked.has(id)) setLabel(node, text);
   }
-  const query = new URLSearchParams(location.search);
   if (!query.has('pinnedIds') && !query.has('supernodes')) {
     for (const id of data.pinnedIds ?? []) if (state.byId.has(id)) state.pinned.add(id);
     state.supernodes = readSupernodes(JSON.stringify(data.supernodes ?? []));
@@ -562,6 +562,49 @@ function togglePin(id) {
 }
 
 /** pinnedIds and clickedId live in the URL, as on Neuronpedia, so a view can be shared or reloaded. */
+/** A label the reader gave a node, replacing its automatic clerp. */
+function setLabel(node, text) {
+  state.labels.set(node.node_id, text);
+  node.clerp = text;
+}
+
+/**
+ * Neuronpedia's feature id of a node, which its clerps parameter is keyed by: layer, the node's
+ * feature number and position (node_id for nodes without a feature number).
+ */
+const featureIdOf = node => node.feature !== undefined && node.feature !== null ? `${node.layer}_${node.feature}_${node.ctx_idx}` : node.node_id;
+
+/** clerps=[[feature id or node id, label], …]: the nodes it names in this graph, with their labels. */
+function readClerps(text) {
+  let entries;
+  try {
+    entries = JSON.parse(text ?? '[]');
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(entries)) return [];
+  const byFeatureId = new Map(state.graph.nodes.map(n => [featureIdOf(n), n]));
+  return entries.filter(e => Array.isArray(e) && e.length === 2 && e.every(x => typeof x === 'string'))
+    .map(([key, label]) => [byFeatureId.get(key) ?? state.byId.get(key), label]).filter(([node]) => node);
+}
+
+/**
+ * The view a graph file carries in its qParams (circuit-tracer's server saves it there), as URL
+ * parameters: used when the URL itself names no view.
+ */
+function viewParameters() {
+  const query = new URLSearchParams(location.search);
+  const viewNames = ['pinnedIds', 'supernodes', 'clickedId', 'linkType', 'clerps'];
+  const saved = state.graph.qParams;
+  if (viewNames.some(name => query.has(name)) || !saved || typeof saved !== 'object') return query;
+  const pinned = Array.isArray(saved.pinnedIds) ? saved.pinnedIds.join(',') : saved.pinnedIds;
+  if (pinned) query.set('pinnedIds', String(pinned));
+  if (Array.isArray(saved.supernodes) && saved.supernodes.length) query.set('supernodes', JSON.stringify(saved.supernodes));
+  if (saved.clickedId) query.set('clickedId', String(saved.clickedId));
+  if (saved.linkType) query.set('linkType', String(saved.linkType));
+  return query;
+}
+
 function writeUrl() {
   const query = new URLSearchParams(location.search);
   if (state.pinned.size) query.set('pinnedIds', [...state.pinned].join(',')); else query.delete('pinnedIds');
@@ -570,6 +613,8 @@ function writeUrl() {
   if (state.pruning < 1) query.set('pruningThreshold', String(state.pruning)); else query.delete('pruningThreshold');
   if (state.density < 1) query.set('densityThreshold', String(state.density)); else query.delete('densityThreshold');
   if (state.linkType !== 'both') query.set('linkType', state.linkType); else query.delete('linkType');
+  if (state.labels.size) query.set('clerps', JSON.stringify([...state.labels].map(([id, text]) => [featureIdOf(state.byId.get(id)), text])));
+  else query.delete('clerps');
   const steering = steerParameter();
   if (steering) query.set('steer', steering); else query.delete('steer');
   const search = query.toString();
@@ -577,7 +622,8 @@ function writeUrl() {
 }
 
 function readUrl() {
-  const query = new URLSearchParams(location.search);
+  const query = viewParameters();
+  for (const [node, text] of readClerps(query.get('clerps'))) setLabel(node, text);
   for (const id of (query.get('pinnedIds') ?? '').split(',').filter(Boolean)) {
     if (state.byId.has(id)) state.pinned.add(id);
     // A feature address from another graph (e.g. a tour step's) is kept for steering rather than dropped.
