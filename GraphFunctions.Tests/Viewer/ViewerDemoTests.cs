@@ -327,6 +327,33 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         return (tokens / (tokens + errors), weighted / total);
     }
 
+    /// <summary>
+    /// The reduced subgraph as Neuronpedia's subgraph view computes it, here from the graph JSON: boxes
+    /// are the supernode (of <paramref name="grouped"/>, named <paramref name="name"/>) and the other
+    /// pins; a link s→t adds (w / E(t)) · u(t), E the |input| from outside t's box, u = E / |all input|
+    /// normalised over t's box; links inside a box are dropped.
+    /// </summary>
+    private static Dictionary<(string Source, string Target), double> SubgraphReduction(JsonElement graph, string[] pins, string[] grouped, string name)
+    {
+        string BoxOf(string id) => grouped.Contains(id) ? $"supernode:{name}" : id;
+        var links = graph.GetProperty("links").EnumerateArray()
+            .Select(l => (S: l.GetProperty("source").GetString()!, T: l.GetProperty("target").GetString()!, W: l.GetProperty("weight").GetDouble())).ToList();
+        var external = pins.ToDictionary(t => t, t => links.Where(l => l.T == t && !(grouped.Contains(t) && BoxOf(l.S) == BoxOf(t))).Sum(l => Math.Abs(l.W)));
+        var weighting = pins.ToDictionary(t => t, t =>
+        {
+            double all = links.Where(l => l.T == t).Sum(l => Math.Abs(l.W));
+            return external[t] > 0 && all > 0 ? external[t] / all : 0;
+        });
+        var reduced = new Dictionary<(string, string), double>();
+        foreach (var (s, t, w) in links.Where(l => pins.Contains(l.S) && pins.Contains(l.T) && BoxOf(l.S) != BoxOf(l.T)))
+        {
+            double boxTotal = pins.Where(p => BoxOf(p) == BoxOf(t)).Sum(p => weighting[p]);
+            double share = boxTotal > 0 ? weighting[t] / boxTotal : 0;
+            reduced[(BoxOf(s), BoxOf(t))] = reduced.GetValueOrDefault((BoxOf(s), BoxOf(t))) + (external[t] > 0 ? w / external[t] * share : 0);
+        }
+        return reduced;
+    }
+
     [Fact]
     public async Task Pinned_nodes_grouped_into_a_supernode_form_a_subgraph_whose_scores_and_view_survive_a_reload()
     {
@@ -363,6 +390,15 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
                 .Select(l => (S: l.GetProperty("source").GetString()!, T: l.GetProperty("target").GetString()!))
                 .Where(l => pins.Contains(l.S) && pins.Contains(l.T)).Select(l => $"{l.S} {l.T}").Order();
             Assert.Equal(expectedEdges, drawn.Order());
+            // The reduced subgraph: the supernode and the third pin as boxes, linked by their share of each other's input.
+            Assert.Equal(new[] { "supernode:capital", pins[2] }.Order(),
+                (await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#subgraph-diagram .subgraph-box')].map(b => b.dataset.id)")).Order());
+            var expectedLinks = SubgraphReduction(graph.RootElement, pins, [pins[0], pins[1]], "capital").Where(l => l.Value != 0).ToList();
+            var shownLinks = await page.EvaluateExpressionAsync<string[][]>("[...document.querySelectorAll('#subgraph-diagram .subgraph-link')].map(l => [l.dataset.source, l.dataset.target, l.dataset.weight])");
+            Assert.NotEmpty(expectedLinks);
+            Assert.Equal(expectedLinks.Count, shownLinks.Length);
+            foreach (var link in shownLinks)
+                Assert.Equal(expectedLinks.Single(l => l.Key == (link[0], link[1])).Value, double.Parse(link[2], System.Globalization.CultureInfo.InvariantCulture), 1e-9);
         }
         await CheckAsync();
         string url = await page.EvaluateExpressionAsync<string>("location.href");

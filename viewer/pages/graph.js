@@ -773,6 +773,95 @@ function showSubgraph() {
   document.getElementById('supernodes').replaceChildren(...state.supernodes.map(([name, ...ids], g) => el('li', { 'data-name': name },
     el('b', {}, name), ` (${ids.length}) `,
     el('button', { type: 'button', class: 'link', onclick: () => { state.supernodes.splice(g, 1); writeUrl(); showSubgraph(); drawNodeLabels(); } }, 'ungroup'))));
+  drawSubgraphDiagram(pinned);
+}
+
+/**
+ * The subgraph as Neuronpedia's subgraph view reduces it: one box per supernode and per pinned node
+ * outside one, and between boxes the share of the target's input that the source provides. For a
+ * pinned target t with input links A (|A| summed over the whole graph: inputAbsSum) and external
+ * input E (links from outside its own supernode), each link s→t adds (w / E) · u(t), where u(t) =
+ * E / inputAbsSum normalised over t's box; links within a box are dropped.
+ */
+function subgraphReduction(pinned) {
+  const boxOf = id => { const name = supernodeOf(id); return name === undefined ? id : `supernode:${name}`; };
+  const external = new Map(), weighting = new Map(), boxWeighting = new Map();
+  for (const id of pinned) {
+    const inputs = state.incoming.get(id) ?? [];
+    const all = inputs.reduce((sum, l) => sum + Math.abs(l.weight), 0);
+    const outside = inputs.reduce((sum, l) => sum + (supernodeOf(id) !== undefined && boxOf(l.source) === boxOf(id) ? 0 : Math.abs(l.weight)), 0);
+    external.set(id, outside);
+    weighting.set(id, outside && all ? outside / all : 0);
+    boxWeighting.set(boxOf(id), (boxWeighting.get(boxOf(id)) ?? 0) + weighting.get(id));
+  }
+  const shown = new Set(pinned);
+  const links = new Map();
+  for (const id of pinned) {
+    const share = boxWeighting.get(boxOf(id)) > 0 ? weighting.get(id) / boxWeighting.get(boxOf(id)) : 0;
+    for (const link of state.incoming.get(id) ?? []) {
+      if (!shown.has(link.source) || boxOf(link.source) === boxOf(id)) continue;
+      const key = `${boxOf(link.source)}\u0000${boxOf(id)}`;
+      const added = external.get(id) ? (link.weight / external.get(id)) * share : 0;
+      links.set(key, (links.get(key) ?? 0) + added);
+    }
+  }
+  const boxes = new Map();
+  for (const id of pinned) {
+    const box = boxes.get(boxOf(id)) ?? { id: boxOf(id), name: supernodeOf(id), members: [] };
+    box.members.push(state.byId.get(id));
+    boxes.set(box.id, box);
+  }
+  return {
+    boxes: [...boxes.values()],
+    links: [...links].map(([key, weight]) => { const [source, target] = key.split('\u0000'); return { source, target, weight }; }),
+  };
+}
+
+/** The reduced subgraph drawn: boxes at their members' mean position and layer, links as wide as their share. */
+function drawSubgraphDiagram(pinned) {
+  const svg = d3.select('#subgraph-diagram');
+  svg.selectAll('*').remove();
+  svg.attr('hidden', pinned.length ? null : '');
+  if (!pinned.length) return;
+  const { boxes, links } = subgraphReduction(pinned);
+  const mean = (box, of) => box.members.reduce((sum, n) => sum + of(n), 0) / box.members.length;
+  const width = document.getElementById('subgraph-panel').clientWidth - 24, boxWidth = 92, boxHeight = 30, rowGap = 50;
+  const rows = [...new Set(boxes.map(b => Math.round(mean(b, rowOf) * 10) / 10))].sort((a, b) => b - a);
+  const positions = d3.extent(boxes, b => mean(b, n => n.ctx_idx));
+  const x = d3.scaleLinear().domain(positions[0] === positions[1] ? [positions[0] - 1, positions[1] + 1] : positions)
+    .range([boxWidth / 2 + 2, Math.max(boxWidth, width - boxWidth / 2 - 2)]);
+  // Boxes of one row spread apart where their positions would make them overlap.
+  const placed = [];
+  for (const [r, row] of rows.entries()) {
+    const inRow = boxes.filter(b => Math.round(mean(b, rowOf) * 10) / 10 === row).sort((a, b) => mean(a, n => n.ctx_idx) - mean(b, n => n.ctx_idx));
+    let right = -Infinity;
+    for (const box of inRow) {
+      box.x = Math.max(x(mean(box, n => n.ctx_idx)), right + boxWidth + 4);
+      box.y = 10 + boxHeight / 2 + r * rowGap;
+      right = box.x;
+      placed.push(box);
+    }
+  }
+  const byId = new Map(placed.map(b => [b.id, b]));
+  svg.attr('width', Math.max(width, d3.max(placed, b => b.x) + boxWidth / 2 + 2)).attr('height', rows.length * rowGap + 10);
+  svg.append('g').selectAll('line').data(links.filter(l => Math.abs(l.weight) > 0)).join('line')
+    .attr('class', 'subgraph-link')
+    .attr('x1', l => byId.get(l.source).x).attr('y1', l => byId.get(l.source).y)
+    .attr('x2', l => byId.get(l.target).x).attr('y2', l => byId.get(l.target).y)
+    .attr('stroke', l => l.weight >= 0 ? colours.positive : colours.negative)
+    .attr('stroke-width', l => 0.6 + 6 * Math.min(1, Math.abs(l.weight)))
+    .attr('data-source', l => l.source).attr('data-target', l => l.target).attr('data-weight', l => String(l.weight))
+    .append('title').text(l => `${num(100 * l.weight, 1)}% of the input of ${byId.get(l.target).name ?? label(byId.get(l.target).members[0])}`);
+  const box = svg.append('g').selectAll('g').data(placed).join('g')
+    .attr('class', b => b.name === undefined ? 'subgraph-box' : 'subgraph-box supernode')
+    .attr('data-id', b => b.id)
+    .attr('transform', b => `translate(${b.x - boxWidth / 2},${b.y - boxHeight / 2})`)
+    .on('click', (event, b) => select(b.members[0].node_id));
+  box.append('rect').attr('width', boxWidth).attr('height', boxHeight).attr('rx', 5);
+  box.append('text').attr('x', 5).attr('y', 12).text(b => (b.name ?? address(b.members[0])).slice(0, 16));
+  box.append('text').attr('class', 'muted').attr('x', 5).attr('y', 25)
+    .text(b => (b.name === undefined ? b.members[0].clerp ?? '' : `${b.members.length} nodes`).slice(0, 16));
+  box.append('title').text(b => b.name === undefined ? label(b.members[0]) : `${b.name}: ${b.members.map(label).join('; ')}`);
 }
 
 /** Groups the checked pinned nodes into a named supernode (a node belongs to one at most). */
