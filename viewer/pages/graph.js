@@ -640,22 +640,22 @@ function readUrl() {
   state.selected = clicked && state.byId.has(clicked) ? clicked : null;
 }
 
-/** The pruning slider: fewer nodes, the most influential kept; their edges go with them. */
-function setPruning(slider) {
-  state.pruning = Number(slider.value);
-  document.getElementById('pruning-value').textContent = num(state.pruning, 2);
-  writeUrl();
-  bucketEdges();
-  highlight();
-}
-
-/** The density slider: features that fire on more than this share of tokens (too general to read) hide. */
-function setDensity(slider) {
-  state.density = Number(slider.value);
-  document.getElementById('density-value').textContent = num(state.density, 2);
-  writeUrl();
-  bucketEdges();
-  highlight();
+/**
+ * A node slider (state field and element id): pruning keeps the most influential nodes, density
+ * hides the features that fire too often to read; hidden nodes take their edges with them.
+ */
+function wireNodeSlider(name) {
+  const slider = document.getElementById(name);
+  const shown = document.getElementById(`${name}-value`);
+  slider.value = String(state[name]);
+  shown.textContent = num(state[name], 2);
+  slider.addEventListener('input', () => {
+    state[name] = Number(slider.value);
+    shown.textContent = num(state[name], 2);
+    writeUrl();
+    bucketEdges();
+    highlight();
+  });
 }
 
 /**
@@ -1146,14 +1146,8 @@ function show(graph, source) {
   showSteerFeatures();
   showSubgraph();
   document.getElementById('supernode-form').addEventListener('submit', groupChecked);
-  const pruning = document.getElementById('pruning');
-  pruning.value = String(state.pruning);
-  document.getElementById('pruning-value').textContent = num(state.pruning, 2);
-  pruning.addEventListener('input', () => setPruning(pruning));
-  const density = document.getElementById('density');
-  density.value = String(state.density);
-  document.getElementById('density-value').textContent = num(state.density, 2);
-  density.addEventListener('input', () => setDensity(density));
+  wireNodeSlider('pruning');
+  wireNodeSlider('density');
   const slider = document.getElementById('edge-filter');
   slider.addEventListener('input', () => setThreshold(slider));
   const linkType = document.getElementById('link-type');
