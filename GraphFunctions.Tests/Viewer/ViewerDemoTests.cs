@@ -460,12 +460,20 @@ public sealed class ViewerDemoTests(ViewerDemoTests.Fixture fixture) : IClassFix
         var withView = JsonNode.Parse(await File.ReadAllTextAsync(made))!;
         withView["qParams"]!["pinnedIds"] = new JsonArray(pinned);
         withView["qParams"]!["linkType"] = "incoming";
+        withView["metadata"]!["feature_details"] = new JsonObject { ["neuronpedia_source_set"] = "demo-transcoders", ["feature_json_base_url"] = "https://features.example/demo/" };
         await File.WriteAllTextAsync(folder["with-view.json"], withView.ToJsonString());
         await (await page.QuerySelectorAsync("#open-file")).UploadFileAsync(folder["with-view.json"]);
         await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new PuppeteerSharp.WaitForFunctionOptions { Timeout = 60_000 });
         Assert.Equal(graph.RootElement.GetProperty("nodes").GetArrayLength(), await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
         Assert.Equal([pinned], await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#subgraph-nodes li')].map(li => li.dataset.id)"));
         Assert.Equal("incoming", await page.EvaluateExpressionAsync<string>("document.querySelector('#link-type').value"));
+        // Its metadata.feature_details give a feature's dashboards online as links (the page fetches nothing from elsewhere).
+        await page.ClickAsync($"#nodes [data-id=\"{pinned}\"]");
+        await page.WaitForSelectorAsync("#feature-panel .online-dashboard");
+        var parts = pinned.Split('_');
+        long feature = graph.RootElement.GetProperty("nodes").EnumerateArray().First(n => n.GetProperty("node_id").GetString() == pinned).GetProperty("feature").GetInt64();
+        Assert.Equal([$"https://www.neuronpedia.org/{graph.RootElement.GetProperty("metadata").GetProperty("scan").GetString()}/{parts[0]}-demo-transcoders/{parts[1]}", $"https://features.example/demo/{feature}.json"],
+            await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#feature-panel .online-dashboard')].map(a => a.href)"));
         Assert.EndsWith("/graphs/.file", await page.EvaluateExpressionAsync<string>("location.pathname"), StringComparison.Ordinal);
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-demo-open-file.png"));
         Assert.Empty(errors);

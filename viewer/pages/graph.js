@@ -505,7 +505,8 @@ function dashboardOf(layer, index) {
  */
 function featurePanel(node) {
   const { layer, index } = featureAddress(node);
-  const panel = el('section', { id: 'feature-panel', 'data-feature': `${layer}_${index}` }, el('h3', {}, `Feature L${layer} #${index}`),
+  const heading = () => el('h3', {}, `Feature L${layer} #${index} `, ...onlineDashboards(node, layer, index));
+  const panel = el('section', { id: 'feature-panel', 'data-feature': `${layer}_${index}` }, heading(),
     el('p', { class: 'muted' }, 'Loading its examples…'));
   serverSettings().then(settings => {
     if (!settings.feature_dashboards) {
@@ -516,7 +517,7 @@ function featurePanel(node) {
   }).then(feature => {
     const examples = (feature.examples_quantiles ?? []).flatMap(q => q.examples ?? []);
     const most = feature.act_max || Math.max(0, ...examples.flatMap(e => e.tokens_acts_list ?? [])) || 1;
-    panel.replaceChildren(el('h3', {}, `Feature L${layer} #${index}`),
+    panel.replaceChildren(heading(),
       el('p', { class: 'feature-label' }, feature.label || 'No label.'),
       el('p', { class: 'muted' }, `fires on ${num(100 * (feature.activation_frequency ?? 0), 2)}% of tokens; strongest activation ${num(most)}`),
       el('div', { class: 'logit-effects' },
@@ -525,8 +526,28 @@ function featurePanel(node) {
       el('h3', {}, `Top activations (${examples.length})`),
       examples.length ? el('ol', { class: 'examples' }, examples.map(example => exampleView(example, most)))
         : el('p', { class: 'muted' }, 'It never fired on the examples its source was made from.'));
-  }, error => panel.replaceChildren(el('h3', {}, `Feature L${layer} #${index}`), el('p', { class: 'muted feature-missing' }, error.message)));
+  }, error => panel.replaceChildren(heading(), el('p', { class: 'muted feature-missing' }, error.message)));
   return panel;
+}
+
+/**
+ * Links to a feature's dashboards online, where the graph's metadata.feature_details names them (as
+ * Neuronpedia's graph server writes it): its Neuronpedia page for a neuronpedia_source_set, its
+ * feature JSON under a feature_json_base_url. Plain links, opened by the reader: the page itself
+ * fetches nothing from elsewhere.
+ */
+function onlineDashboards(node, layer, index) {
+  const details = state.graph.metadata.feature_details ?? {};
+  const links = [];
+  if (typeof details.neuronpedia_source_set === 'string' && details.neuronpedia_source_set) {
+    const page = `https://www.neuronpedia.org/${encodeURIComponent(state.graph.metadata.scan)}/${encodeURIComponent(`${layer}-${details.neuronpedia_source_set}`)}/${index}`;
+    links.push(el('a', { class: 'online-dashboard', href: page, target: '_blank', rel: 'noopener noreferrer' }, 'on Neuronpedia ↗'));
+  }
+  if (typeof details.feature_json_base_url === 'string' && /^https?:\/\//.test(details.feature_json_base_url) && node.feature !== undefined) {
+    const file = `${details.feature_json_base_url.replace(/\/+$/, '')}/${encodeURIComponent(String(node.feature))}.json`;
+    links.push(el('a', { class: 'online-dashboard', href: file, target: '_blank', rel: 'noopener noreferrer' }, 'feature JSON ↗'));
+  }
+  return links.flatMap((link, i) => i ? [' · ', link] : [link]);
 }
 
 function exampleView(example, most) {
