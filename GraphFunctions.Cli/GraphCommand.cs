@@ -16,7 +16,7 @@ internal static class GraphCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Model folder (config.json + safetensors) or Hugging Face model id; default: the bundled demo model " + BundledModel.Id };
-        var transcoders = new Option<string?>("--transcoders") { Description = "Transcoder set: config.yaml, its folder, or a name (gemma, mwhanna/qwen3-4b-transcoders, mntss/clt-gemma-2-2b-2.5M)" };
+        var transcoders = new Option<string?>("--transcoders") { Description = "Transcoder set: config.yaml, its folder, a name (gemma, llama, mwhanna/qwen3-4b-transcoders, mntss/clt-gemma-2-2b-2.5M, mwhanna/gemma-scope-2-4b-it/transcoder_all/width_262k_l0_small_affine) or a hub reference org/repo[/subfolder][@revision]" };
         var prompt = new Option<string>("--prompt") { Description = "The prompt to attribute", Required = true };
         var output = new Option<FileInfo>("--out") { Description = "Where to write the graph JSON", Required = true };
         var gzip = new Option<bool>("--gzip") { Description = "Gzip the JSON as it is written" };

@@ -42,7 +42,15 @@ public sealed record TranscoderSetConfig
     public static TranscoderSetConfig Parse(string yaml, string baseDirectory, string source = "config.yaml")
     {
         var stream = new YamlStream();
-        using (var reader = new StringReader(yaml)) stream.Load(reader);
+        try
+        {
+            using var reader = new StringReader(yaml);
+            stream.Load(reader);
+        }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            throw new InvalidDataException($"{source} is not valid YAML: {e.Message}", e);
+        }
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new InvalidDataException($"{source}: expected a YAML mapping");
 
