@@ -25,10 +25,15 @@ internal static class GraphCommand
         var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "float32" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
         var lazyEncoders = new Option<bool>("--lazy-encoders") { Description = "Stream encoder matrices from disk instead of holding them" };
+        // attribution_targets (docs/api.md): tokens as text or ids; --minus makes the one target a logit difference.
+        var targetTokens = new Option<string[]>("--target") { Description = "A token to attribute from (repeatable; each one token of the model, e.g. \" Paris\"); default: the most likely next tokens" };
+        var targetIds = new Option<long[]>("--target-id") { Description = "A token to attribute from, by id (repeatable)" };
+        var minusToken = new Option<string?>("--minus") { Description = "With one --target or --target-id: attribute from the logit difference target − this token (e.g. \" London\")" };
+        var minusId = new Option<long?>("--minus-id") { Description = "As --minus, by the token's id" };
 
         var command = new Command("graph", "Attribute a prompt and write its Neuronpedia graph JSON")
         {
-            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders,
+            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId,
         };
         foreach (var option in graphSettings.All) command.Options.Add(option);
         command.SetAction(async (parse, cancellation) =>
@@ -52,6 +57,29 @@ internal static class GraphCommand
             Console.WriteLine(TorchInfo.Describe());
 
             var request = GraphRequest.FromSettings(parse.GetValue(prompt)!, parse.GetValue(slug)!, graphSettings.Integers(parse), graphSettings.Numbers(parse));
+            var specs = (parse.GetValue(targetTokens) ?? []).Select(t => new TargetSpec(Token: t))
+                .Concat((parse.GetValue(targetIds) ?? []).Select(id => new TargetSpec(TokenId: id))).ToList();
+            string? minus = parse.GetValue(minusToken);
+            long? minusById = parse.GetValue(minusId);
+            if (minus is not null || minusById is not null)
+            {
+                if (specs.Count != 1)
+                {
+                    Console.Error.WriteLine("--minus and --minus-id take exactly one --target or --target-id: the token the difference starts from");
+                    return 2;
+                }
+                specs[0] = specs[0] with { Minus = minus, MinusId = minusById };
+            }
+            if (specs.Count > 0)
+            {
+                var targets = TargetResolution.Resolve(loaded, specs, "--target", out var problems);
+                if (targets is null)
+                {
+                    problems.ForEach(Console.Error.WriteLine);
+                    return 2;
+                }
+                request = request with { Targets = targets };
+            }
             var target = parse.GetValue(output)!;
             target.Directory?.Create();
             string partial = target.FullName + ".partial";

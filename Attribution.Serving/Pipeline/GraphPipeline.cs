@@ -66,5 +66,7 @@ public static class GraphPipeline
         Scores = scores,
         Labels = model.Labels,
         Warnings = model.UnseenIn(graph.InputTokens).Warnings,
+        LogitDifferences = (request.Targets ?? []).Select((target, place) => (target, place)).Where(t => t.target.Minus is not null)
+            .ToDictionary(t => t.target.NodeToken(t.place, model.Replacement.Model.Unembedding.shape[0]), t => t.target),
     };
 }

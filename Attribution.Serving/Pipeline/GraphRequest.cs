@@ -17,6 +17,9 @@ public sealed record GraphRequest
     public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
     public string? UserId { get; init; }
 
+    /// <summary>The attribution targets asked for (token ids, resolved by <see cref="TargetResolution"/>); null: the salient logits.</summary>
+    public IReadOnlyList<TargetRequest>? Targets { get; init; }
+
     /// <summary>
     /// A request whose <see cref="RequestSchema.GraphSettings"/> come from one source (a request
     /// body, command-line options): the one mapping from those fields to this record.
@@ -41,6 +44,7 @@ public sealed record GraphRequest
         BatchSize = BatchSize,
         MaxFeatureNodes = MaxFeatureNodes,
         UpdateInterval = UpdateInterval,
+        Targets = Targets,
     };
 }
 

@@ -115,7 +115,7 @@ public sealed class DemoModelTests(DemoModelTests.Fixture fixture, ITestOutputHe
     public async Task Attribution_on_the_trained_model_equals_interventions()
     {
         using var model = await LoadedModel.LoadAsync(new ModelSettings { ModelId = BundledModel.Id, DType = ScalarType.Float64 }, hub: null);
-        InterventionCheckTests.AssertAllColumnsMatch(model.Replacement, model.Tokenize("The capital of France is"), maxFeatureNodes: null, tolerance: 1e-6);
+        InterventionCheckTests.AssertAllColumnsMatch(model.Replacement, model.Tokenize("The capital of France is"), maxFeatureNodes: null, tolerance: 1e-6).Dispose();
     }
 
     /// <summary>

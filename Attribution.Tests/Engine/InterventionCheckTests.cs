@@ -1,5 +1,6 @@
 namespace Attribution.Tests.Engine;
 
+using Attribution.Graphs;
 using Attribution.Models;
 using Attribution.Synthetic;
 using Attribution.Tests.Support;
@@ -108,21 +109,80 @@ public class InterventionCheckTests
         AssertAllColumnsMatch(tiny, maxFeatureNodes: 40, Float64Tolerance, updateInterval);
     }
 
-    private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance, int updateInterval = 2) =>
-        AssertAllColumnsMatch(tiny.Replacement, tiny.Prompt(8), maxFeatureNodes, tolerance, updateInterval);
-
-    /// <summary>Every error and token column and 50 feature columns of the prompt's graph against their interventions.</summary>
-    internal static void AssertAllColumnsMatch(ReplacementModel replacement, int[] tokens, int? maxFeatureNodes, double tolerance, int updateInterval = 2)
+    /// <summary>
+    /// A logit-difference target (and a token target beside it): the difference's row is the gradient
+    /// of logit(a) − logit(b), checked against interventions with the directions computed here from
+    /// the unembedding, on every architecture, per-layer and cross-layer, in float64.
+    /// </summary>
+    [Theory]
+    [InlineData(ModelArchitecture.Gemma2, TranscoderKind.PerLayer)]
+    [InlineData(ModelArchitecture.Llama, TranscoderKind.PerLayer)]
+    [InlineData(ModelArchitecture.Qwen3, TranscoderKind.PerLayer)]
+    [InlineData(ModelArchitecture.Gemma3, TranscoderKind.PerLayer)]
+    [InlineData(ModelArchitecture.Llama, TranscoderKind.CrossLayer)]
+    public void A_logit_difference_target_row_is_the_gradient_of_that_difference(ModelArchitecture architecture, TranscoderKind kind)
     {
-        var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = updateInterval };
-        using var result = Attributor.Attribute(replacement, tokens, settings);
+        using var tiny = new TinyReplacement(
+            new TinyModelSpec { Architecture = architecture, NLayers = 4, Seed = 43 },
+            new TinyTranscoderSpec { Kind = kind, Skip = true, Seed = 7 },
+            ScalarType.Float64);
+        var tokens = tiny.Prompt(8);
+        using var prompt = PreparedPrompt.Prepare(tiny.Replacement, tokens);
+        var probabilities = prompt.LastLogits.softmax(-1);
+        var (topProbabilities, ids) = probabilities.topk(2);
+        var top = topProbabilities.to(ScalarType.Float64);
+        long a = ids[0].item<long>(), b = ids[1].item<long>();
+        var unembedding = tiny.Replacement.Model.Unembedding;
+        long vocabulary = unembedding.shape[0];
+
+        TargetRequest[] targets = [new(a, Minus: b), new(b)];
+        using var directions = stack([unembedding[a] - unembedding[b], unembedding[b] - unembedding.mean([0])]);
+        using var graph = AssertAllColumnsMatch(tiny.Replacement, tokens, maxFeatureNodes: null, Float64Tolerance, targets: targets, directions: directions);
+        Assert.Equal([vocabulary, b], graph.LogitTokens);
+        Assert.Equal(Math.Abs(top[0].item<double>() - top[1].item<double>()), graph.LogitProbabilities[0], 1e-6);
+        Assert.Equal(top[1].item<double>(), graph.LogitProbabilities[1], 1e-6);
+    }
+
+    /// <summary>Naming as targets the tokens the salient rule picks gives the same graph, exactly.</summary>
+    [Fact]
+    public void Token_targets_chosen_as_the_salient_rule_chooses_give_the_same_graph()
+    {
+        using var tiny = new TinyReplacement(new TinyModelSpec { Architecture = ModelArchitecture.Gemma2, Seed = 29 }, new TinyTranscoderSpec { Skip = true, Seed = 3 });
+        var tokens = tiny.Prompt(8);
+        var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = 40, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = 2 };
+        using var salient = Attributor.Attribute(tiny.Replacement, tokens, settings);
+        Assert.True(salient.Graph.LogitTokens.Length > 1, "the check needs more than one logit");
+        using var named = Attributor.Attribute(tiny.Replacement, tokens, settings with
+        {
+            Targets = [.. salient.Graph.LogitTokens.Select(t => new TargetRequest(t))],
+            MaxNLogits = 1, DesiredLogitProb = 0,   // ignored with targets
+        });
+        Assert.Equal(salient.Graph.LogitTokens, named.Graph.LogitTokens);
+        Assert.Equal(salient.Graph.LogitProbabilities, named.Graph.LogitProbabilities);
+        Assert.Equal(salient.Graph.SelectedFeatures, named.Graph.SelectedFeatures);
+        Assert.Equal(salient.Graph.Adjacency.shape, named.Graph.Adjacency.shape);
+        Assert.True(salient.Graph.Adjacency.eq(named.Graph.Adjacency).all().item<bool>(), "the adjacency matrices differ");
+    }
+
+    private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance, int updateInterval = 2) =>
+        AssertAllColumnsMatch(tiny.Replacement, tiny.Prompt(8), maxFeatureNodes, tolerance, updateInterval).Dispose();
+
+    /// <summary>
+    /// Every error and token column and 50 feature columns of the prompt's graph against their
+    /// interventions; the graph is returned (the caller disposes it).
+    /// </summary>
+    internal static AttributionGraph AssertAllColumnsMatch(ReplacementModel replacement, int[] tokens, int? maxFeatureNodes, double tolerance, int updateInterval = 2,
+        IReadOnlyList<TargetRequest>? targets = null, Tensor? directions = null)
+    {
+        var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = updateInterval, Targets = targets };
+        var result = Attributor.Attribute(replacement, tokens, settings);
         var graph = result.Graph;
         int activeCount = graph.Active.Count;
         Assert.True(activeCount > 60, $"the transcoders should fire on many features, got {activeCount}");
         if (maxFeatureNodes is int max) Assert.Equal(max, graph.FeatureCount);
         else Assert.Equal(activeCount, graph.FeatureCount);
 
-        using var check = new InterventionCheck(replacement, graph);
+        using var check = new InterventionCheck(replacement, graph, directions);
         for (int layer = 0; layer < graph.NLayers; layer++)
             for (int position = 1; position < graph.NPos; position++)
                 check.CheckErrorColumn(layer, position);
@@ -134,6 +194,7 @@ public class InterventionCheckTests
         Assert.True(check.ColumnsChecked >= Math.Min(50, graph.FeatureCount) + graph.NLayers * (graph.NPos - 1));
         Console.WriteLine($"intervention check: worst relative error {check.WorstRelativeError:E2} over {check.ColumnsChecked} columns, {activeCount} active features");
         Assert.True(check.WorstRelativeError < tolerance, $"worst relative error {check.WorstRelativeError:E2} over {check.ColumnsChecked} columns");
+        return result.Graph;
     }
 }
 

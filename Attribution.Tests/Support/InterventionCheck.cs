@@ -18,14 +18,22 @@ public sealed class InterventionCheck : IDisposable
     private readonly Tensor demeanedLogits;
     private readonly Tensor baseline;
 
-    public InterventionCheck(ReplacementModel replacement, AttributionGraph graph)
+    /// <param name="logitDirections">
+    /// The directions the logit rows should be the gradients of, [n_logits, d_model], computed by the
+    /// test; null: the demeaned unembedding rows of the graph's logit tokens.
+    /// </param>
+    public InterventionCheck(ReplacementModel replacement, AttributionGraph graph, Tensor? logitDirections = null)
     {
         this.replacement = replacement;
         this.graph = graph;
         prompt = PreparedPrompt.Prepare(replacement, graph.InputTokens);
-        using var ids = tensor(graph.LogitTokens);
         var unembedding = replacement.Model.Unembedding;
-        demeanedLogits = (unembedding.index_select(0, ids) - unembedding.mean([0], keepdim: true)).DetachFromDisposeScope();
+        if (logitDirections is not null) demeanedLogits = logitDirections.to(unembedding.dtype).clone();
+        else
+        {
+            using var ids = tensor(graph.LogitTokens);
+            demeanedLogits = (unembedding.index_select(0, ids) - unembedding.mean([0], keepdim: true)).DetachFromDisposeScope();
+        }
         baseline = Targets(null, new Tensor?[replacement.NLayers]);
     }
 

@@ -34,6 +34,9 @@ public sealed record GraphMetadata
 
     /// <summary>What the reader must know about the prompt (tokens the model never saw); written only when there are some.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>The logit nodes that are differences of two logits, by their node token (Tracing.TargetRequest.NodeToken).</summary>
+    public IReadOnlyDictionary<long, Tracing.TargetRequest> LogitDifferences { get; init; } = new Dictionary<long, Tracing.TargetRequest>();
 }
 
 public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb, int BatchSize, int MaxFeatureNodes);
@@ -67,7 +70,7 @@ public static class NeuronpediaGraphWriter
         foreach (int node in nodes)
         {
             bool alwaysKept = node >= graph.TokenStart;
-            if (alwaysKept || connected.Contains(node)) WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken, metadata.Labels);
+            if (alwaysKept || connected.Contains(node)) WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken, metadata);
             if (json.BytesPending > 1 << 16) json.Flush();
         }
         json.WriteEndArray();
@@ -94,7 +97,7 @@ public static class NeuronpediaGraphWriter
     /// <summary>Cantor pairing of (layer, feature): one integer id per feature across layers.</summary>
     public static long CantorFeatureId(long layer, long feature) => (layer + feature) * (layer + feature + 1) / 2 + feature;
 
-    public static string NodeId(AttributionGraph graph, int node) => Describe(graph, node, _ => "", Transcoders.FeatureLabels.None).Id;
+    public static string NodeId(AttributionGraph graph, int node) => Describe(graph, node, _ => "", Transcoders.FeatureLabels.None, new Dictionary<long, Tracing.TargetRequest>()).Id;
 
     private static List<int> KeptNodes(AttributionGraph graph, PruneResult pruning) =>
         Enumerable.Range(0, graph.NodeCount).Where(i => pruning.NodeMask[i]).ToList();
@@ -189,7 +192,8 @@ public static class NeuronpediaGraphWriter
     }
 
     /// <summary>The one place a node's kind decides its fields.</summary>
-    private static NodeFields Describe(AttributionGraph graph, int node, Func<long, string> decodeToken, Transcoders.FeatureLabels labels)
+    private static NodeFields Describe(AttributionGraph graph, int node, Func<long, string> decodeToken, Transcoders.FeatureLabels labels,
+        IReadOnlyDictionary<long, Tracing.TargetRequest> differences)
     {
         var place = graph.Layout.Locate(node);
         string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
@@ -216,8 +220,12 @@ public static class NeuronpediaGraphWriter
             {
                 long token = graph.LogitTokens[place.Index];
                 float probability = graph.LogitProbabilities[place.Index];
+                // A difference reads as Neuronpedia's webapp parses a logit clerp: quoted tokens, then (p=…), here the weight |p(a) − p(b)|.
+                string output = differences.TryGetValue(token, out var difference)
+                    ? $"\"{DisplayToken(decodeToken(difference.Token))}\" − \"{DisplayToken(decodeToken(difference.Minus!.Value))}\""
+                    : $"\"{DisplayToken(decodeToken(token))}\"";
                 return new NodeFields($"{place.Layer}_{token}_{place.Position}", token, Number(place.Layer), place.Position, "logit", $"L_{token}-{place.Position}",
-                    string.Create(CultureInfo.InvariantCulture, $"Output \"{DisplayToken(decodeToken(token))}\" (p={probability:0.000})"))
+                    string.Create(CultureInfo.InvariantCulture, $"Output {output} (p={probability:0.000})"))
                 {
                     TokenProb = probability, IsTarget = place.Index == 0, HasInfluence = false,
                 };
@@ -225,9 +233,9 @@ public static class NeuronpediaGraphWriter
         }
     }
 
-    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken, Transcoders.FeatureLabels labels)
+    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken, GraphMetadata metadata)
     {
-        var n = Describe(graph, node, decodeToken, labels);
+        var n = Describe(graph, node, decodeToken, metadata.Labels, metadata.LogitDifferences);
         json.WriteStartObject();
         json.WriteString("node_id", n.Id);
         json.WriteNumber("feature", n.Feature);

@@ -83,6 +83,16 @@ public static class RequestSchema
     public static readonly IntegerField WaitSeconds = new("wait_seconds", 220, 0, 3600,
         "How long the request waits for the job before answering 202 (also a query parameter; 0 or the header 'Prefer: respond-async': at once). Default: the GRAPH_WAIT_SECONDS setting.");
 
+    // --- Attribution targets ---
+    public static readonly TextField TargetToken = new("token", 256, "A token to attribute from, as text: it must be exactly one token of the model (e.g. \" Paris\"). Or token_id.");
+    public static readonly IntegerField TargetTokenId = new("token_id", null, 0, int.MaxValue, "A token to attribute from, by its id. Or token.");
+    public static readonly TextField TargetMinus = new("minus", 256, "Makes the target a logit difference: this token's logit is subtracted (text, one token; e.g. \" London\"). Or minus_id.");
+    public static readonly IntegerField TargetMinusId = new("minus_id", null, 0, int.MaxValue, "As minus, by the token's id.");
+    public static readonly ObjectListField AttributionTargets = new("attribution_targets", "AttributionTarget", [TargetToken, TargetTokenId, TargetMinus, TargetMinusId], 64,
+        "What the graph explains instead of the most likely next tokens (circuit-tracer's attribution targets): tokens, each a logit node with its probability, "
+        + "or logit differences (a token minus another), each one logit node whose row is the gradient of that difference, weighted by the absolute difference of the two probabilities. "
+        + "Absent: the salient logits (max_n_logits, desired_logit_prob).");
+
     // --- Steering ---
     public static readonly IntegerField Layer = new("layer", null, 0, 10_000, "The feature's layer.", Required: true);
     public static readonly IntegerField Index = new("index", null, 0, int.MaxValue, "The feature's index in its transcoder.", Required: true);
@@ -107,7 +117,7 @@ public static class RequestSchema
     public static IReadOnlyList<RequestField> GenerateGraph { get; } =
     [
         Prompt, Messages, ModelId, BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, SlugIdentifier, MaxFeatureNodes,
-        SignedUrl, Compress, Blob, UserId, WaitSeconds,
+        SignedUrl, Compress, Blob, UserId, WaitSeconds, AttributionTargets,
     ];
 
     /// <summary>POST /steer.</summary>

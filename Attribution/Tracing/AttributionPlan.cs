@@ -37,7 +37,7 @@ public sealed record AttributionPlan(int ActiveFeatures, int MaxFeatures, int Ba
         ArgumentNullException.ThrowIfNull(replacement);
         ArgumentNullException.ThrowIfNull(settings);
         var prompt = PreparedPrompt.Prepare(replacement, tokens);
-        return (prompt, LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, settings.MaxNLogits, settings.DesiredLogitProb));
+        return (prompt, LogitTargets.For(prompt.LastLogits, replacement.Model.Unembedding, settings));
     }
 
     /// <summary>

@@ -14,4 +14,7 @@ public sealed record AttributionSettings
 
     /// <summary>Batches between re-rankings of the unvisited features (circuit-tracer's default is 4).</summary>
     public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
+
+    /// <summary>The targets to attribute from; null: the salient next tokens (<see cref="MaxNLogits"/>, <see cref="DesiredLogitProb"/>).</summary>
+    public IReadOnlyList<TargetRequest>? Targets { get; init; }
 }

@@ -19,6 +19,7 @@ public static class DocsApi
         ["ForwardPassRequest"] = RequestSchema.ForwardPass,
         [RequestSchema.Messages.ItemName] = RequestSchema.Messages.Items,
         ["ParseChatPromptRequest"] = RequestSchema.ParseChatPrompt,
+        [RequestSchema.AttributionTargets.ItemName] = RequestSchema.AttributionTargets.Items,
     };
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };

@@ -2,8 +2,10 @@ namespace GraphFunctions.Api;
 
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Attribution.Loading;
 using Attribution.Pipeline;
 using Attribution.Requests;
+using Attribution.Tracing;
 using GraphFunctions.Configuration;
 using GraphFunctions.Orchestration;
 using GraphFunctions.Storage;
@@ -52,7 +54,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         string slug = fields.Read(RequestSchema.SlugIdentifier) is { Length: > 0 } given ? given : NewSlug();
         var graphRequest = GraphRequest.FromSettings(prompt ?? "", slug,
             whole: field => field == RequestSchema.UpdateInterval ? options.UpdateInterval : fields.Read(field),
-            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId) };
+            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId), Targets = Targets(fields, model) };
         if (!SlugPattern().IsMatch(graphRequest.Slug))
             fields.Fail("slug_identifier may only use letters, digits, '.', '_' and '-', and may not start with '.'");
         string? signedUrl = fields.Read(RequestSchema.SignedUrl);
@@ -77,6 +79,18 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         if (waitSeconds > 0 && await WaitAsync(client, job.JobId, waitSeconds, cancellation) is { } finished)
             return await ResultOfAsync(finished, cancellation);
         return Accepted(request, job.JobId);
+    }
+
+    /// <summary>The request's attribution_targets as the served model's token ids; null when absent (or wrong, with the problems noted).</summary>
+    private static List<TargetRequest>? Targets(RequestFields fields, LoadedModel model)
+    {
+        if (!fields.Has(RequestSchema.AttributionTargets)) return null;
+        var specs = fields.Read(RequestSchema.AttributionTargets, item => new TargetSpec(item.Read(RequestSchema.TargetToken), item.ReadOptional(RequestSchema.TargetTokenId),
+            item.Read(RequestSchema.TargetMinus), item.ReadOptional(RequestSchema.TargetMinusId)));
+        if (!fields.Valid) return null;
+        var targets = TargetResolution.Resolve(model, specs, RequestSchema.AttributionTargets.Name, out var problems);
+        problems.ForEach(fields.Fail);
+        return targets;
     }
 
     /// <summary>What every /jobs/{id} route does first: check the secret, find the job (404 without one), then answer.</summary>

@@ -98,6 +98,7 @@ public sealed partial class RequestSchemaTests
     [InlineData("forward-pass")]
     [InlineData("chat-message")]
     [InlineData("parse-chat-prompt")]
+    [InlineData("attribution-target")]
     public void The_field_tables_of_docs_api_md_are_the_table(string section)
     {
         var fields = section switch
@@ -107,6 +108,7 @@ public sealed partial class RequestSchemaTests
             "steer-feature" => RequestSchema.Features.Items,
             "chat-message" => RequestSchema.Messages.Items,
             "parse-chat-prompt" => RequestSchema.ParseChatPrompt,
+            "attribution-target" => RequestSchema.AttributionTargets.Items,
             _ => RequestSchema.ForwardPass,
         };
         string document = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "docs", "api.md")).ReplaceLineEndings("\n");
