@@ -86,6 +86,16 @@ public sealed class BadInputTests(BadInputTests.Fixture fixture) : IClassFixture
         { "/generate-graph", Graph(""", "signed_url": "not a url" """), "ok", 400, "signed_url is not a valid absolute URL" },
         { "/generate-graph", Graph(""", "signed_url": "ftp://127.0.0.1/x" """), "ok", 400, "signed_url must use https" },
         { "/generate-graph", Graph(""", "signed_url": "http://127.0.0.1:4568/graphs/x", "blob": true"""), "ok", 400, "blob and signed_url cannot both be set" },
+        // Attribution targets
+        { "/generate-graph", Graph(""", "attribution_targets": []"""), "ok", 400, "attribution_targets is empty: leave it out" },
+        { "/generate-graph", Graph(""", "attribution_targets": "x" """), "ok", 400, "attribution_targets must be an array" },
+        { "/generate-graph", Graph(""", "attribution_targets": [{"token": "1 2 3 4"}]"""), "ok", 400, "attribution_targets[0].token \"1 2 3 4\" is " },
+        { "/generate-graph", Graph(""", "attribution_targets": [{"token_id": 3}, {"token_id": 99999999}]"""), "ok", 400, "attribution_targets[1].token_id 99999999 is not in the vocabulary" },
+        { "/generate-graph", Graph(""", "attribution_targets": [{"token_id": -1}]"""), "ok", 400, "attribution_targets[0].token_id must be between 0 and" },
+        { "/generate-graph", Graph(""", "attribution_targets": [{"token": "1", "token_id": 3}]"""), "ok", 400, "attribution_targets[0] gives both token and token_id" },
+        { "/generate-graph", Graph(""", "attribution_targets": [{"minus_id": 3}]"""), "ok", 400, "attribution_targets[0] needs token (a token as text) or token_id" },
+        { "/generate-graph", Graph(""", "attribution_targets": [{"token_id": 3, "minus_id": 3}]"""), "ok", 400, "attribution_targets[0] subtracts its token from itself" },
+        { "/generate-graph", Graph($$""", "attribution_targets": [{{string.Join(", ", Enumerable.Repeat("""{"token_id": 3}""", 65))}}]"""), "ok", 400, "attribution_targets lists 65 items, at most 64" },
         // Steering rules (docs/api.md, /steer)
         { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1, "ablate": true, "delta": 3}"""), "ok", 400, "ablate and delta cannot both be set" },
         { "/steer", Steer("", """{"layer": 0, "index": 1, "token_active_position": 1, "steer_position": 1}"""), "ok", 400, "set either ablate or delta" },

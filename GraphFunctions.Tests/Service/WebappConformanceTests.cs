@@ -120,6 +120,37 @@ public abstract class WebappConformance(LocalService service)
         }
     }
 
+    /// <summary>
+    /// attribution_targets through the orchestrated service: a difference of the two likeliest next
+    /// tokens and a token target beside it. The difference is one logit node, numbered past the
+    /// vocabulary, whose clerp the webapp parses; the graph stays readable by its rules.
+    /// </summary>
+    [Fact]
+    public async Task A_logit_difference_target_is_one_logit_node_the_webapp_reads()
+    {
+        var model = await service.Services.GetRequiredService<ModelHost>().GetAsync();
+        long vocabulary = model.Replacement.Model.Unembedding.shape[0];
+        int[] tokens = model.Tokenize(CountingPrompt);
+        var (ids, probabilities) = Attribution.Tracing.LogitTargets.SalientTokens(model.Replacement.Model.ForwardLogits(TorchSharp.torch.tensor(tokens.Select(t => (long)t).ToArray()).unsqueeze(0))[0, -1], 2, 1.0);
+        var body = JsonNode.Parse(GenerateBody(CountingPrompt, "difference-target", null, "Ada"))!.AsObject();
+        body.Remove("signed_url");
+        body["attribution_targets"] = new JsonArray(new JsonObject { ["token_id"] = ids[0], ["minus_id"] = ids[1] }, new JsonObject { ["token_id"] = ids[1] });
+        using var request = WebappPost("/generate-graph", body.ToJsonString());
+        using var response = await service.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var graph = await LocalService.JsonOf(response);
+        WebappRules.AssertGraphReadable(graph);
+
+        var logits = graph.RootElement.GetProperty("nodes").EnumerateArray().Where(n => n.GetProperty("feature_type").GetString() == "logit").ToList();
+        Assert.Equal([vocabulary, ids[1]], logits.Select(n => n.GetProperty("feature").GetInt64()));
+        string a = NeuronpediaGraphWriter.DisplayToken(model.Tokenizer.DecodeToken((int)ids[0])), b = NeuronpediaGraphWriter.DisplayToken(model.Tokenizer.DecodeToken((int)ids[1]));
+        string expected = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"Output \"{a}\" − \"{b}\" (p={Math.Abs(probabilities[0] - probabilities[1]):0.000})");
+        Assert.Equal(expected, logits[0].GetProperty("clerp").GetString());
+        Assert.Equal(Math.Abs(probabilities[0] - probabilities[1]), logits[0].GetProperty("token_prob").GetDouble(), 1e-6);
+        Assert.Equal(probabilities[1], logits[1].GetProperty("token_prob").GetDouble(), 1e-6);
+        Assert.True(logits[0].GetProperty("is_target_logit").GetBoolean());
+    }
+
     [Fact]
     public async Task Forward_pass_answers_the_fields_the_webapp_reads()
     {

@@ -242,6 +242,16 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
             double expected = field switch { IntegerField i => i.DefaultValue, NumberField n => n.DefaultValue, _ => double.NaN };
             Assert.Equal(expected, body.RootElement.GetProperty(field.Name).GetDouble());
         }
+        Assert.False(body.RootElement.TryGetProperty("attribution_targets", out var absent), $"no targets unless asked for, got {absent}");
+
+        // A target token minus another: one logit-difference target, the leading spaces kept.
+        await page.TypeAsync("input[name=target]", " Paris");
+        await page.TypeAsync("input[name=minus]", " London");
+        await page.EvaluateExpressionAsync("document.querySelector('#form-message').textContent = ''");
+        await page.ClickAsync("#start");
+        await page.WaitForFunctionAsync("() => document.querySelector('#form-message').textContent === 'Started intercepted.'");
+        using var withTargets = JsonDocument.Parse(sent!);
+        Assert.Equal("""[{"token":" Paris","minus":" London"}]""", withTargets.RootElement.GetProperty("attribution_targets").GetRawText());
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-jobs-preview.png"));
         Assert.Empty(errors);
     }

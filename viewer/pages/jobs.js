@@ -21,6 +21,9 @@ function graphRequest(modelId) {
   const slug = String(data.get('slug_identifier') || '').trim();
   if (slug) request.slug_identifier = slug;
   for (const input of numberInputs()) request[input.name] = Number(input.value);
+  // Typed as the model reads it: a leading space is part of the token (" Paris").
+  const target = String(data.get('target') ?? ''), minus = String(data.get('minus') ?? '');
+  if (target) request.attribution_targets = [minus ? { token: target, minus } : { token: target }];
   return request;
 }
 
