@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-viewer.sh   # the viewer's d3, copied beside the app by the build
+scripts/install-viewer.sh   # the viewer's scripts (d3, the schema validator), copied beside the app by the build
 dotnet build GraphFunctions.LocalHost -c Release --nologo -v quiet
 # The Durable dispatcher caps concurrent work at the processor count; let fan-out run.
 export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}"
