@@ -143,6 +143,21 @@ public class InterventionCheckTests
         Assert.Equal(top[1].item<double>(), graph.LogitProbabilities[1], 1e-6);
     }
 
+    /// <summary>
+    /// A prompt longer than the backward batch allows (200 positions at batch 48: 15 rows per pass)
+    /// still gives exact columns: the cap changes how many targets share a pass, not what a row is.
+    /// </summary>
+    [Fact]
+    public void A_long_prompt_runs_fewer_rows_per_backward_pass_and_stays_exact()
+    {
+        Assert.Equal(48, AttributionContext.BackwardBatch(48, 65));   // Neuronpedia's limit: unchanged
+        Assert.Equal(15, AttributionContext.BackwardBatch(48, 200));
+        Assert.Equal(1, AttributionContext.BackwardBatch(48, 100_000));
+        Assert.Equal(8, AttributionContext.BackwardBatch(8, 200));
+        using var tiny = new TinyReplacement(new TinyModelSpec { Architecture = ModelArchitecture.Llama, Seed = 19 }, new TinyTranscoderSpec { Skip = true, Seed = 8 }, ScalarType.Float64);
+        AssertAllColumnsMatch(tiny.Replacement, tiny.Prompt(200), maxFeatureNodes: 60, Float64Tolerance, batchSize: 48).Dispose();
+    }
+
     /// <summary>Naming as targets the tokens the salient rule picks gives the same graph, exactly.</summary>
     [Fact]
     public void Token_targets_chosen_as_the_salient_rule_chooses_give_the_same_graph()
@@ -172,9 +187,9 @@ public class InterventionCheckTests
     /// interventions; the graph is returned (the caller disposes it).
     /// </summary>
     internal static AttributionGraph AssertAllColumnsMatch(ReplacementModel replacement, int[] tokens, int? maxFeatureNodes, double tolerance, int updateInterval = 2,
-        IReadOnlyList<TargetRequest>? targets = null, Tensor? directions = null)
+        IReadOnlyList<TargetRequest>? targets = null, Tensor? directions = null, int batchSize = 16)
     {
-        var settings = new AttributionSettings { BatchSize = 16, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = updateInterval, Targets = targets };
+        var settings = new AttributionSettings { BatchSize = batchSize, MaxFeatureNodes = maxFeatureNodes, MaxNLogits = 5, DesiredLogitProb = 0.99, UpdateInterval = updateInterval, Targets = targets };
         var result = Attributor.Attribute(replacement, tokens, settings);
         var graph = result.Graph;
         int activeCount = graph.Active.Count;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 /// <summary>
 /// Computes attribution rows (docs/algorithm.md §4). One frozen forward pass runs with the prompt repeated
-/// batch_size times and its graph is kept; each batch of targets is then one backward pass:
+/// batch_size times (at most <see cref="MaxBatchPositions"/> positions in all) and its graph is kept; each batch of targets is then one backward pass:
 /// target t in batch row b injects its vector (an encoder row, or a demeaned unembedding) at its
 /// own read point and position, and <c>autograd.grad</c> returns the gradient g_l at every write
 /// point and g_emb at the embeddings. Contracting those with the source vectors gives the row:
@@ -15,6 +15,18 @@ using static TorchSharp.torch;
 /// </summary>
 public sealed class AttributionContext : IDisposable
 {
+    /// <summary>
+    /// The most prompt positions one backward pass carries (batch rows × positions): Neuronpedia's
+    /// batch of 48 at its 64-token limit (and the BOS). Beyond that the frozen pass's replicas, not the work,
+    /// set the memory and the time (a 405-token prompt at batch 48: 5.1 GB and 137 s; at 8: 2.4 GB
+    /// and 30 s), so a longer prompt runs its backward passes with fewer rows each. Rows are
+    /// per target, so the graph does not change; the plan's rounds still count the asked batch.
+    /// </summary>
+    public const int MaxBatchPositions = 48 * (64 + 1);
+
+    /// <summary>The rows of one backward pass for <paramref name="requested"/> and a prompt of <paramref name="positions"/>: at least one.</summary>
+    public static int BackwardBatch(int requested, int positions) => Math.Max(1, Math.Min(requested, MaxBatchPositions / Math.Max(1, positions)));
+
     private readonly ReplacementModel replacement;
     private readonly PreparedPrompt prompt;
     private readonly int batchSize;
@@ -30,9 +42,9 @@ public sealed class AttributionContext : IDisposable
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), "batch size must be positive");
         this.replacement = replacement;
         this.prompt = prompt;
-        this.batchSize = batchSize;
         nLayers = replacement.NLayers;
         nPos = prompt.NPos;
+        this.batchSize = batchSize = BackwardBatch(batchSize, nPos);
         var model = replacement.Model;
         long d = model.Config.DModel;
 
