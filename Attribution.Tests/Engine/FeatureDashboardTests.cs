@@ -42,6 +42,12 @@ public sealed class FeatureDashboardTests : IDisposable
                 Assert.True(JsonNode.DeepEquals(Feature(l, i), read.Read(l, i)), $"feature {l}/{i}");
         Assert.Null(read.Read(1, 3));
         Assert.Null(read.Read(2, 0));
+        // Many at once, layers interleaved and out of order, one missing: each as read alone, in the order asked.
+        var many = read.ReadMany([(1, 2), (0, 0), (2, 0), (1, 0), (0, 2)]);
+        Assert.Equal(5, many.Length);
+        Assert.Null(many[2]);
+        foreach (var (at, (l, i)) in new[] { (0, (1, 2)), (1, (0, 0)), (3, (1, 0)), (4, (0, 2)) })
+            Assert.True(JsonNode.DeepEquals(Feature(l, i), many[at]), $"feature {l}/{i} at {at}");
 
         // The layout itself: a record is a little-endian length, then zlib JSON, at the index's offsets.
         using var index = JsonDocument.Parse(new GZipStream(File.OpenRead(folder["features/index.json.gz"]), CompressionMode.Decompress));

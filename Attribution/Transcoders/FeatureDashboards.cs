@@ -66,18 +66,44 @@ public sealed class FeatureDashboards
     }
 
     /// <summary>Feature <paramref name="index"/> of <paramref name="layer"/> as JSON, or null when the dashboards do not hold it.</summary>
-    public JsonObject? Read(int layer, long index)
+    public JsonObject? Read(int layer, long index) => ReadMany([(layer, index)])[0];
+
+    /// <summary>
+    /// Many features at once, in the order asked (null where the dashboards hold none): each
+    /// layer's file is opened once, however many of its features are read (a graph's densities).
+    /// </summary>
+    public JsonObject?[] ReadMany(IReadOnlyList<(int Layer, long Index)> features)
     {
-        if (folder is null || index < 0 || index >= FeaturesIn(layer)) return null;
-        var file = layers[layer];
-        long start = file.offsets[(int)index], end = file.offsets[(int)index + 1];
-        using var stream = File.OpenRead(Path.Combine(folder, file.filename!));
+        ArgumentNullException.ThrowIfNull(features);
+        var read = new JsonObject?[features.Count];
+        var open = new Dictionary<int, FileStream>();
+        try
+        {
+            for (int f = 0; f < features.Count; f++)
+            {
+                var (layer, index) = features[f];
+                if (folder is null || index < 0 || index >= FeaturesIn(layer)) continue;
+                var file = layers[layer];
+                if (!open.TryGetValue(layer, out var stream)) open[layer] = stream = File.OpenRead(Path.Combine(folder, file.filename!));
+                read[f] = Record(stream, file.offsets[(int)index], file.offsets[(int)index + 1], $"feature {layer}/{index} of {folder}");
+            }
+        }
+        finally
+        {
+            foreach (var stream in open.Values) stream.Dispose();
+        }
+        return read;
+    }
+
+    /// <summary>One record: a 4-byte little-endian length (the format's, and every supported CPU's order), then zlib JSON.</summary>
+    private static JsonObject Record(FileStream stream, long start, long end, string what)
+    {
         var record = new byte[end - start];
         stream.Seek(start, SeekOrigin.Begin);
         stream.ReadExactly(record);
-        int length = BitConverter.ToInt32(record.AsSpan(0, 4));   // little-endian, as the format and every supported CPU
+        int length = BitConverter.ToInt32(record.AsSpan(0, 4));
         using var zlib = new ZLibStream(new MemoryStream(record, 4, length), CompressionMode.Decompress);
-        return JsonNode.Parse(zlib)?.AsObject() ?? throw new InvalidDataException($"feature {layer}/{index} of {folder} is empty");
+        return JsonNode.Parse(zlib)?.AsObject() ?? throw new InvalidDataException($"{what} is empty");
     }
 
     /// <summary>Writes dashboards: per layer, one JSON object per feature in index order (a feature that never fired still has one).</summary>

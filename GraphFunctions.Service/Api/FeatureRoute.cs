@@ -61,7 +61,7 @@ public static class FeatureRoute
             addresses.Add((layer, index));
         }
         if (!dashboards.Available) return NoDashboards(source);
-        var densities = addresses.Select(a => dashboards.Read(a.Layer, a.Index)?["activation_frequency"]?.GetValue<double>()).ToList();
+        var densities = dashboards.ReadMany(addresses).Select(feature => feature?["activation_frequency"]?.GetValue<double>()).ToList();
         return Results.Json(new { densities }, ApiResults.Json);
     }
 

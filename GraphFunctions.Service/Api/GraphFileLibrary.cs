@@ -3,6 +3,7 @@ namespace GraphFunctions.Api;
 using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Text.Json;
+using GraphFunctions.Storage;
 using Microsoft.AspNetCore.Http;
 
 /// <summary>
@@ -10,7 +11,7 @@ using Microsoft.AspNetCore.Http;
 /// circuit-tracer's <c>serve</c>): each <c>*.json</c> or <c>*.json.gz</c> given, or found in a folder
 /// given (looked at again on every listing, so graphs written later appear), is a job named by its
 /// file name without the extension. A graph's annotations are saved beside it, in
-/// <c>{name}.annotations.json</c>, written whole or not at all.
+/// <c>{name}.annotations.json</c>, written whole or not at all (<see cref="StagingFile"/>, then a rename).
 /// </summary>
 public sealed class GraphFileLibrary
 {
@@ -105,16 +106,15 @@ public sealed class GraphFileLibrary
         var (fields, bodyRefusal) = await ApiRequests.ReadBodyAsync(request, cancellation);
         if (fields is null) return bodyRefusal!;
         if (GraphAnnotations.Parse(fields.Body, out string? problem) is not { } annotations) return ApiResults.BadRequest(problem!);
-        string target = AnnotationsOf(file), partial = target + ".partial";
         try
         {
-            await using (var stream = File.Create(partial))
-                await JsonSerializer.SerializeAsync(stream, annotations, ApiResults.Json, cancellation);
-            File.Move(partial, target, overwrite: true);
+            // Written in full beside the graph, then renamed over the old annotations (the workspace's way).
+            using var staging = StagingFile.In(Path.GetDirectoryName(file)!);
+            await staging.FillAsync((stream, ct) => JsonSerializer.SerializeAsync(stream, annotations, ApiResults.Json, ct), cancellation);
+            File.Move(staging.Path, AnnotationsOf(file), overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(partial);
             return ApiResults.Error(StatusCodes.Status409Conflict, $"the annotations of {name} cannot be saved beside {file}: {e.Message}");
         }
         return Results.Json(annotations, ApiResults.Json);
