@@ -24,6 +24,7 @@ const state = {
   selected: null,
   pinned: new Set(),
   logitRow: 1,            // the top row: one above the last layer that holds a node
+  influential: [],        // ids of the most influential features, labelled without hovering
   steer: new Map(),       // "layer_index_position" → { layer, index, position, ablate, delta, extra }
   supernodes: [],         // [name, node_id, node_id, …] as Neuronpedia's supernodes parameter
   labels: new Map(),      // node_id → a label the reader gave it (saved with the graph, replacing the automatic clerp)
@@ -108,6 +109,8 @@ function place(graph, area) {
 
 function index(graph) {
   state.byId = new Map(graph.nodes.map(n => [n.node_id, n]));
+  state.influential = graph.nodes.filter(n => kindOf(n) === 'feature')
+    .sort((a, b) => (a.influence ?? 1) - (b.influence ?? 1)).slice(0, labelledByInfluence).map(n => n.node_id);
   state.incoming = new Map(graph.nodes.map(n => [n.node_id, []]));
   state.outgoing = new Map(graph.nodes.map(n => [n.node_id, []]));
   let max = 0;
@@ -361,9 +364,7 @@ const labelLength = 28;
  * would cover a label already placed (the node keeps its title).
  */
 function drawNodeLabels() {
-  const features = state.graph.nodes.filter(n => kindOf(n) === 'feature');
-  const influential = [...features].sort((a, b) => (a.influence ?? 1) - (b.influence ?? 1)).slice(0, labelledByInfluence);
-  const wanted = [...new Set([...(state.selected ? [state.selected] : []), ...state.pinned, ...influential.map(n => n.node_id)])];
+  const wanted = [...new Set([...(state.selected ? [state.selected] : []), ...state.pinned, ...state.influential])];
   const group = d3.select('#node-labels');
   group.selectAll('*').remove();
   const placed = [];   // boxes of the labels drawn: {x1, x2, y1, y2}
@@ -371,7 +372,8 @@ function drawNodeLabels() {
   for (const id of wanted) {
     const node = state.byId.get(id);
     if (!node || kindOf(node) === 'logit') continue;
-    const full = supernodeOf(id) ? `[${supernodeOf(id)}] ${label(node)}` : label(node);
+    const supernode = supernodeOf(id);
+    const full = supernode ? `[${supernode}] ${label(node)}` : label(node);
     const text = full.length > labelLength ? `${full.slice(0, labelLength - 1)}…` : full;
     const width = text.length * 5.6, height = 11;   // 10 px text, measured without a layout pass
     const box = [node.y - 7, node.y + 16].map(baseline => ({ x1: node.x + 5, x2: node.x + 5 + width, y1: baseline - height + 2, y2: baseline + 2, baseline }))
@@ -1079,25 +1081,23 @@ async function fileProblem(graph) {
   return await schemaProblem(graph) ?? graphProblem(graph);
 }
 
-/** What the page needs of a graph JSON, checked before drawing: the first problem, named by its path, or null. */
+/**
+ * What the page needs of a schema-valid graph that the schema cannot say: at least one node, every
+ * position within the prompt, a layer number on every node but the embeddings, links between
+ * nodes of the file. The first problem, named by its path, or null.
+ */
 function graphProblem(graph) {
-  if (graph === null || typeof graph !== 'object' || Array.isArray(graph)) return 'the file must hold a JSON object';
-  const tokens = graph.metadata?.prompt_tokens;
-  if (!Array.isArray(tokens) || !tokens.every(t => typeof t === 'string')) return 'metadata.prompt_tokens must be a list of strings';
-  if (!Array.isArray(graph.nodes) || graph.nodes.length === 0) return 'nodes must be a non-empty list';
+  const positions = graph.metadata.prompt_tokens.length;
+  if (graph.nodes.length === 0) return 'nodes must be a non-empty list';
   const ids = new Set();
   for (const [i, node] of graph.nodes.entries()) {
-    if (typeof node?.node_id !== 'string') return `nodes[${i}].node_id must be a string`;
-    if (typeof node.feature_type !== 'string') return `nodes[${i}].feature_type must be a string`;
-    if (!Number.isInteger(node.ctx_idx) || node.ctx_idx < 0 || node.ctx_idx >= tokens.length) return `nodes[${i}].ctx_idx must be a position of the prompt (0-${tokens.length - 1})`;
+    if (node.ctx_idx < 0 || node.ctx_idx >= positions) return `nodes[${i}].ctx_idx must be a position of the prompt (0-${positions - 1})`;
     if (node.feature_type !== 'embedding' && !Number.isFinite(Number(node.layer))) return `nodes[${i}].layer must be a layer number`;
     ids.add(node.node_id);
   }
-  if (!Array.isArray(graph.links)) return 'links must be a list';
   for (const [i, link] of graph.links.entries()) {
-    if (!ids.has(link?.source)) return `links[${i}].source '${link?.source}' is not a node`;
+    if (!ids.has(link.source)) return `links[${i}].source '${link.source}' is not a node`;
     if (!ids.has(link.target)) return `links[${i}].target '${link.target}' is not a node`;
-    if (!Number.isFinite(link.weight)) return `links[${i}].weight must be a number`;
   }
   return null;
 }
