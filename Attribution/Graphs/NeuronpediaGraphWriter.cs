@@ -97,7 +97,9 @@ public static class NeuronpediaGraphWriter
     /// <summary>Cantor pairing of (layer, feature): one integer id per feature across layers.</summary>
     public static long CantorFeatureId(long layer, long feature) => (layer + feature) * (layer + feature + 1) / 2 + feature;
 
-    public static string NodeId(AttributionGraph graph, int node) => Describe(graph, node, _ => "", Transcoders.FeatureLabels.None, new Dictionary<long, Tracing.TargetRequest>()).Id;
+    public static string NodeId(AttributionGraph graph, int node) => Describe(graph, node, _ => "", Transcoders.FeatureLabels.None, NoDifferences).Id;
+
+    private static readonly IReadOnlyDictionary<long, Tracing.TargetRequest> NoDifferences = new Dictionary<long, Tracing.TargetRequest>();
 
     private static List<int> KeptNodes(AttributionGraph graph, PruneResult pruning) =>
         Enumerable.Range(0, graph.NodeCount).Where(i => pruning.NodeMask[i]).ToList();
