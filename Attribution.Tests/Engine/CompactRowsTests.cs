@@ -36,7 +36,7 @@ public class CompactRowsTests
 
         using var compact = rows.Assemble(rows.Compact);
         using var whole = rows.Assemble(rows.Whole);
-        Assert.True(Identical(compact.Adjacency, whole.Adjacency), "compact float32 rows changed the adjacency");
+        Assert.True(Identical(compact.Rows, whole.Rows), "compact float32 rows changed the adjacency");
         AssertSamePruning(whole, compact);
     }
 
@@ -56,10 +56,10 @@ public class CompactRowsTests
         using var compact = rows.Assemble(rows.Compact);
         using var whole = rows.Assemble(rows.Whole);
         // Rounding happened (the test would pass trivially otherwise) and stays within 1e-3 relative.
-        Assert.False(Identical(compact.Adjacency, whole.Adjacency), "float16 storage should round some weights");
-        using var error = (compact.Adjacency - whole.Adjacency).abs();
-        using var rowScale = whole.Adjacency.abs().amax([1], keepdim: true);
-        using var allowed = whole.Adjacency.abs() * 1e-3 + rowScale * 1e-8;
+        Assert.False(Identical(compact.Rows, whole.Rows), "float16 storage should round some weights");
+        using var error = (compact.Rows - whole.Rows).abs();
+        using var rowScale = whole.Rows.abs().amax([1], keepdim: true);
+        using var allowed = whole.Rows.abs() * 1e-3 + rowScale * 1e-8;
         Assert.True(error.le(allowed).all().item<bool>(), $"worst error {error.max().item<float>():E2}");
         AssertSamePruning(whole, compact);
     }
@@ -73,7 +73,7 @@ public class CompactRowsTests
         var settings = new AttributionSettings { BatchSize = BatchSize, MaxFeatureNodes = MaxFeatures, UpdateInterval = 1000, MaxNLogits = 5, DesiredLogitProb = 0.99 };
         using var result = Attributor.Attribute(tiny.Replacement, rows.Tokens, settings);
         // Equal to the float16-compact graph, so not to the whole-row one: the executor stored compact rows.
-        Assert.True(Identical(result.Graph.Adjacency, expected.Adjacency));
+        Assert.True(Identical(result.Graph.Rows, expected.Rows));
     }
 
     [Fact]

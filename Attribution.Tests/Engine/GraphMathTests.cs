@@ -14,7 +14,7 @@ public class GraphMathTests
         using var adjacency = tensor(new float[,] { { 0, 0, 0 }, { 2, 0, 0 }, { 1, 3, 0 } });
         using var weights = tensor(new float[] { 0, 0, 1 });
         using var normalized = GraphMath.NormalizeRows(adjacency);
-        using var influence = GraphMath.Influence(normalized, weights);
+        using var influence = GraphMath.Influence(normalized, weights, feedback: 3);
         // wÂ = [1/4, 3/4, 0]; wÂ² = 3/4 · row(feature) = [3/4, 0, 0]; wÂ³ = 0.
         Assert.Equal(new[] { 1.0f, 0.75f, 0f }, influence.data<float>().ToArray());
     }
@@ -24,7 +24,7 @@ public class GraphMathTests
     {
         using var cycle = tensor(new float[,] { { 0, 1 }, { 1, 0 } });
         using var weights = tensor(new float[] { 1, 0 });
-        Assert.Throws<InvalidOperationException>(() => GraphMath.Influence(cycle, weights, maxIterations: 50));
+        Assert.Throws<InvalidOperationException>(() => GraphMath.Influence(cycle, weights, feedback: 2, maxIterations: 50));
     }
 
     [Theory]
@@ -126,7 +126,7 @@ public class GraphMathTests
         const int f0 = 0, f1 = 1, f2 = 2, e1 = 4, t0 = 5, t1 = 6, logit = 7;
         a[logit, f0] = 6; a[logit, f1] = 3; a[logit, e1] = 1;
         a[f0, t1] = 4; a[f1, t0] = 1; a[f1, t1] = 1; a[f2, t1] = 1;
-        return new AttributionGraph([2, 7], nLayers: 1, active, [0, 1, 2], [42], [1f], tensor(a));
+        return new AttributionGraph([2, 7], nLayers: 1, active, [0, 1, 2], [42], [1f], RowsOf(a, nFeatures: 3, nLogits: 1));
     }
 
     [Fact]
@@ -139,7 +139,8 @@ public class GraphMathTests
         using var pruned = Pruning.Prune(graph, nodeThreshold: 0.8, edgeThreshold: 0.8);
         Assert.Equal(new[] { true, false, false, false, false, true, true, true }, pruned.NodeMask);
         var edges = pruned.EdgeMask.nonzero().data<long>().ToArray();
-        Assert.Equal(new long[] { 0, 6, 7, 0 }, edges);    // (f0 ← t1), (logit ← f0)
+        Assert.Equal(new long[] { 0, 6, 3, 0 }, edges);    // (f0 ← t1), (logit ← f0): the logit is row 3 of the rows
+        Assert.False(pruned.KeepsEveryPair);
         Assert.Equal(1.35 / 1.9, pruned.CumulativeScores[0], 5);
     }
 
@@ -177,5 +178,18 @@ public class GraphMathTests
         var scores = GraphScores.Compute(graph);
         Assert.Equal(0.9, scores.Replacement, 4);             // tokens .9 vs errors .1
         Assert.Equal(2.8 / 2.9, scores.Completeness, 4);      // only the logit row draws .1 from an error
+    }
+
+    /// <summary>The graph's rows of a square adjacency matrix whose error and token rows and logit columns are zero (checked).</summary>
+    public static Tensor RowsOf(float[,] adjacency, int nFeatures, int nLogits)
+    {
+        int n = adjacency.GetLength(0);
+        using var square = tensor(adjacency);
+        using var rowIndex = tensor(Enumerable.Range(0, nFeatures).Concat(Enumerable.Range(n - nLogits, nLogits)).Select(i => (long)i).ToArray());
+        using var withoutRows = square.narrow(0, nFeatures, n - nFeatures - nLogits);
+        using var logitColumns = square.narrow(1, n - nLogits, nLogits);
+        Assert.True(withoutRows.count_nonzero().item<long>() == 0 && logitColumns.count_nonzero().item<long>() == 0, "errors and tokens have no inputs, logits no outputs");
+        using var rows = square.index_select(0, rowIndex);
+        return rows.narrow(1, 0, n - nLogits).contiguous();
     }
 }

@@ -175,8 +175,8 @@ public class InterventionCheckTests
         Assert.Equal(salient.Graph.LogitTokens, named.Graph.LogitTokens);
         Assert.Equal(salient.Graph.LogitProbabilities, named.Graph.LogitProbabilities);
         Assert.Equal(salient.Graph.SelectedFeatures, named.Graph.SelectedFeatures);
-        Assert.Equal(salient.Graph.Adjacency.shape, named.Graph.Adjacency.shape);
-        Assert.True(salient.Graph.Adjacency.eq(named.Graph.Adjacency).all().item<bool>(), "the adjacency matrices differ");
+        Assert.Equal(salient.Graph.Rows.shape, named.Graph.Rows.shape);
+        Assert.True(salient.Graph.Rows.eq(named.Graph.Rows).all().item<bool>(), "the adjacency matrices differ");
     }
 
     private static void AssertAllColumnsMatch(TinyReplacement tiny, int? maxFeatureNodes, double tolerance, int updateInterval = 2) =>
@@ -222,6 +222,6 @@ public class GradientModeTests
         using var noGrad = no_grad();
         using var result = Attributor.Attribute(tiny.Replacement, tiny.Prompt(6), new AttributionSettings { BatchSize = 8, MaxFeatureNodes = 10 });
         Assert.Equal(10, result.Graph.FeatureCount);
-        Assert.True(result.Graph.Adjacency.abs().sum().item<float>() > 0, "rows must hold direct effects, not zeros");
+        Assert.True(result.Graph.Rows.abs().sum().item<float>() > 0, "rows must hold direct effects, not zeros");
     }
 }

@@ -83,12 +83,28 @@ public class NeuronpediaJsonTests
     }
 
     [Fact]
+    public void A_graph_without_influence_keeps_every_node_and_links_every_pair_as_circuit_tracer_does()
+    {
+        // All rows zero: every threshold falls to zero, so every node and every ordered pair of nodes
+        // is kept, and the links carry weight zero (circuit-tracer writes the pairs of its all-true mask).
+        var active = new ActiveFeatures([0], [1], [1], [1f]);
+        using var graph = new AttributionGraph([2, 7], nLayers: 1, active, [0], [42], [1f], zeros(2, 5));
+        using var pruning = Pruning.Prune(graph, 0.8, 0.98);
+        Assert.True(pruning.KeepsEveryPair);
+        Assert.All(pruning.NodeMask, Assert.True);
+        using var json = WriteToDocument(graph, pruning, Metadata(graph) with { Scores = null });
+        var links = json.RootElement.GetProperty("links").EnumerateArray().ToList();
+        Assert.Equal(graph.NodeCount * graph.NodeCount, links.Count);
+        Assert.All(links, link => Assert.Equal(0, link.GetProperty("weight").GetDouble()));
+    }
+
+    [Fact]
     public void Error_node_ids_carry_feature_minus_one_and_never_collide_with_a_feature()
     {
         // Feature 1 of layer 0 at position 1, in a two-layer graph: circuit-tracer's old error id
         // "0_{layer}_{pos}" gave the layer-1 error at position 1 this feature's id, "0_1_1" (its issue #78).
         var active = new ActiveFeatures([0], [1], [1], [1f]);
-        using var graph = new AttributionGraph([2, 7], nLayers: 2, active, [0], [42], [1f], zeros(8, 8));
+        using var graph = new AttributionGraph([2, 7], nLayers: 2, active, [0], [42], [1f], zeros(2, 7));
         var ids = Enumerable.Range(0, graph.NodeCount).Select(n => NeuronpediaGraphWriter.NodeId(graph, n)).ToList();
         Assert.Equal(["0_1_1", "0_-1_0", "0_-1_1", "1_-1_0", "1_-1_1", "E_2_0", "E_7_1", "3_42_1"], ids);
         Assert.Equal(ids.Count, ids.Distinct().Count());

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 /// The check circuit-tracer runs on its own attribution (docs/algorithm.md §4): with attention patterns, norm
 /// scales and MLP outputs frozen at their clean values, adding a source node's vector at its
 /// write point must change every target (feature pre-activations, demeaned logits) by exactly
-/// the matching column of the adjacency matrix.
+/// the matching column of the graph's rows.
 /// </summary>
 public sealed class InterventionCheck : IDisposable
 {
@@ -69,8 +69,7 @@ public sealed class InterventionCheck : IDisposable
     {
         using var scope = NewDisposeScope();
         var measured = Targets(embeddingDelta, writeDeltas) - baseline;
-        var rows = tensor(Enumerable.Range(0, graph.FeatureCount).Concat(Enumerable.Range(graph.LogitStart, graph.LogitTokens.Length)).Select(i => (long)i).ToArray());
-        var predicted = graph.Adjacency.index_select(0, rows).select(1, column).to(measured.dtype);
+        var predicted = graph.Rows.select(1, column).to(measured.dtype);
         double scale = Math.Max(predicted.abs().max().item<double>(), measured.abs().max().item<double>()) + 1e-6;
         double error = (measured - predicted).abs().max().item<double>() / scale;
         WorstRelativeError = Math.Max(WorstRelativeError, error);

@@ -4,14 +4,15 @@ using static TorchSharp.torch;
 
 /// <summary>
 /// The unpruned attribution graph. Nodes in the order of <see cref="Layout"/>: the selected features, the error
-/// nodes (layer-major), the token nodes, the logit nodes. <see cref="Adjacency"/>[target, source]
-/// is the direct effect of source on target; rows of errors and tokens are zero, as are the
-/// columns of logits.
+/// nodes (layer-major), the token nodes, the logit nodes. Only features and logits have inputs and only
+/// non-logits have outputs, so the graph keeps the non-zero block of the square adjacency matrix:
+/// <see cref="Rows"/>[r, s] is the direct effect of source node s on the node of row r (the features,
+/// then the logits). Its size grows with the prompt's length, not with its square.
 /// </summary>
 public sealed class AttributionGraph : IDisposable
 {
     public AttributionGraph(int[] inputTokens, int nLayers, ActiveFeatures active, long[] selectedFeatures,
-        long[] logitTokens, float[] logitProbabilities, Tensor adjacency)
+        long[] logitTokens, float[] logitProbabilities, Tensor rows)
     {
         InputTokens = inputTokens;
         NLayers = nLayers;
@@ -19,10 +20,10 @@ public sealed class AttributionGraph : IDisposable
         SelectedFeatures = selectedFeatures;
         LogitTokens = logitTokens;
         LogitProbabilities = logitProbabilities;
-        Adjacency = adjacency;
+        Rows = rows;
         Layout = new NodeLayout(selectedFeatures.Length, nLayers, inputTokens.Length, logitTokens.Length);
-        if (adjacency.shape[0] != NodeCount || adjacency.shape[1] != NodeCount)
-            throw new ArgumentException($"adjacency is [{adjacency.shape[0]}, {adjacency.shape[1]}], expected {NodeCount} nodes");
+        if (rows.shape[0] != RowCount || rows.shape[1] != SourceCount)
+            throw new ArgumentException($"rows are [{rows.shape[0]}, {rows.shape[1]}], expected [{RowCount}, {SourceCount}]: one per feature and logit, one column per node but the logits");
     }
 
     public int[] InputTokens { get; }
@@ -41,8 +42,8 @@ public sealed class AttributionGraph : IDisposable
 
     public float[] LogitProbabilities { get; }
 
-    /// <summary>[nodes, nodes], float32 on the CPU.</summary>
-    public Tensor Adjacency { get; }
+    /// <summary>[<see cref="RowCount"/>, <see cref="SourceCount"/>], float32 on the CPU: row r holds the inputs of node <see cref="RowNode"/>(r).</summary>
+    public Tensor Rows { get; }
 
     public NodeLayout Layout { get; }
 
@@ -56,5 +57,17 @@ public sealed class AttributionGraph : IDisposable
 
     public int NodeCount => Layout.NodeCount;
 
-    public void Dispose() => Adjacency.Dispose();
+    /// <summary>Nodes with inputs: the features, then the logits.</summary>
+    public int RowCount => FeatureCount + LogitTokens.Length;
+
+    /// <summary>Nodes with outputs, the columns of <see cref="Rows"/>: every node before the logits, in node order.</summary>
+    public int SourceCount => LogitStart;
+
+    /// <summary>The node whose inputs row <paramref name="row"/> holds.</summary>
+    public int RowNode(int row) => row < FeatureCount ? row : LogitStart + row - FeatureCount;
+
+    /// <summary>The row holding <paramref name="node"/>'s inputs, or -1 for errors and tokens (they have none).</summary>
+    public int RowOf(int node) => node < FeatureCount ? node : node >= LogitStart ? FeatureCount + node - LogitStart : -1;
+
+    public void Dispose() => Rows.Dispose();
 }

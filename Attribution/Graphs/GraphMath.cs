@@ -18,23 +18,32 @@ public static class GraphMath
 
     /// <summary>
     /// w·(Â + Â² + …): how much each node influences the weighted targets. Â is nilpotent for an
-    /// attribution graph (edges only go forward through layers), so the series ends.
+    /// attribution graph (edges only go forward through layers), so the series ends. Â is given by
+    /// its rows: [nodes with inputs, nodes with outputs], where the first <paramref name="feedback"/>
+    /// columns are the nodes of the first <paramref name="feedback"/> rows (a graph's features; a
+    /// square matrix passes its size). Only those nodes pass influence on, so each step multiplies
+    /// their share by those rows, and the matrix never needs the all-zero rows of errors and tokens.
     /// </summary>
-    public static Tensor Influence(Tensor normalized, Tensor weights, int maxIterations = 1000)
+    /// <param name="normalized">Row-normalised [rows, columns].</param>
+    /// <param name="rowWeights">[rows]: the weight of each row's node (the logit probabilities).</param>
+    /// <returns>[columns]: the influence of every node with outputs.</returns>
+    public static Tensor Influence(Tensor normalized, Tensor rowWeights, long feedback, int maxIterations = 1000)
     {
-        var current = weights.unsqueeze(0).matmul(normalized).squeeze(0);
+        using var scope = NewDisposeScope();
+        var feedbackRows = normalized.narrow(0, 0, feedback);
+        var current = rowWeights.unsqueeze(0).matmul(normalized).squeeze(0);
         var total = current.clone();
-        for (int i = 0; current.count_nonzero().item<long>() > 0; i++)
+        for (int i = 0; current.narrow(0, 0, feedback).count_nonzero().item<long>() > 0; i++)
         {
             if (i >= maxIterations)
                 throw new InvalidOperationException($"influence did not converge after {maxIterations} iterations: the graph has a cycle");
-            var next = current.unsqueeze(0).matmul(normalized).squeeze(0);
+            using var carried = current.narrow(0, 0, feedback).unsqueeze(0);
+            var next = carried.matmul(feedbackRows).squeeze(0);
             current.Dispose();
             current = next;
             total.add_(current);
         }
-        current.Dispose();
-        return total;
+        return total.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -54,9 +63,12 @@ public static class GraphMath
         var positive = flat.masked_select(flat > 0);
         long zeros = flat.shape[0] - positive.shape[0] + implicitZeros;
         if (positive.shape[0] == 0) return 0f;
+        // A fraction of 1 keeps every positive score. The cumulative share at the last score is 1 only
+        // up to rounding, and a search for 1 would otherwise fall to the zeros by chance.
+        if (fraction >= 1) return positive.min().item<float>();
         var total = positive.sum();
         using var target = tensor(new[] { (float)fraction });
-        if (positive.shape[0] >= HeadSortFrom && fraction < 1 && HeadAboveFraction(positive, fraction) is { } head)
+        if (positive.shape[0] >= HeadSortFrom && HeadAboveFraction(positive, fraction) is { } head)
         {
             // The sorted head is the sorted whole's prefix (every score ≥ its cut-off), so its
             // cumulative shares are the whole's; the answer is in the head when its shares reach the fraction.

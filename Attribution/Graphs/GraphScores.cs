@@ -13,17 +13,20 @@ public sealed record GraphScores(double Replacement, double Completeness)
     public static GraphScores Compute(AttributionGraph graph)
     {
         using var scope = NewDisposeScope();
-        var weights = Pruning.LogitWeights(graph);
-        var normalized = GraphMath.NormalizeRows(graph.Adjacency);
-        var influence = GraphMath.Influence(normalized, weights);
+        var logitWeights = tensor(graph.LogitProbabilities);
+        var normalized = GraphMath.NormalizeRows(graph.Rows);
+        var influence = Pruning.NodeInfluence(graph, normalized, logitWeights);
         int errors = graph.NLayers * graph.NPos;
         double tokenInfluence = influence.narrow(0, graph.TokenStart, graph.NPos).sum().item<float>();
         double errorInfluence = influence.narrow(0, graph.ErrorStart, errors).sum().item<float>();
         double replacement = tokenInfluence / (tokenInfluence + errorInfluence);
 
-        var nonErrorFractions = 1 - normalized.narrow(1, graph.ErrorStart, errors).sum([-1]);
-        var outputInfluence = influence + weights;
-        double completeness = ((nonErrorFractions * outputInfluence).sum() / outputInfluence.sum()).item<float>();
+        // Only nodes with inputs (features, logits) can take a share of them from errors.
+        var rowErrorFractions = normalized.narrow(1, graph.ErrorStart, errors).sum([-1]);
+        var rowOutputInfluence = cat([influence.narrow(0, 0, graph.FeatureCount), logitWeights]);
+        var outputInfluence = influence.sum() + logitWeights.sum();
+        var errorTaken = (rowErrorFractions * rowOutputInfluence).sum();
+        double completeness = ((outputInfluence - errorTaken) / outputInfluence).item<float>();
         return new GraphScores(replacement, completeness);
     }
 }

@@ -104,16 +104,34 @@ public static class NeuronpediaGraphWriter
     private static List<int> KeptNodes(AttributionGraph graph, PruneResult pruning) =>
         Enumerable.Range(0, graph.NodeCount).Where(i => pruning.NodeMask[i]).ToList();
 
-    /// <summary>Edges between kept nodes, in row-major (target, source) order; read from the kept nodes' block, not all N².</summary>
+    /// <summary>Edges between kept nodes, in row-major (target, source) order; read from the kept rows and columns, not all N².</summary>
     private static List<(int Source, int Target, float Weight)> KeptLinks(AttributionGraph graph, PruneResult pruning, List<int> nodes)
     {
+        if (pruning.KeepsEveryPair) return EveryPair(graph, nodes);
         using var scope = NewDisposeScope();
-        var keptIndex = tensor(nodes.Select(n => (long)n).ToArray());
-        var mask = pruning.EdgeMask.index_select(0, keptIndex).index_select(1, keptIndex);
-        var pairs = mask.nonzero().data<long>().ToArray();          // [edges, 2] as (target, source) in kept order
-        var values = graph.Adjacency.index_select(0, keptIndex).index_select(1, keptIndex)[mask].data<float>().ToArray();
+        var rowNodes = nodes.Where(n => graph.RowOf(n) >= 0).ToArray();
+        var columnNodes = nodes.Where(n => n < graph.SourceCount).ToArray();
+        var rows = tensor(rowNodes.Select(n => (long)graph.RowOf(n)).ToArray());
+        var columns = tensor(columnNodes.Select(n => (long)n).ToArray());
+        var mask = pruning.EdgeMask.index_select(0, rows).index_select(1, columns);
+        var pairs = mask.nonzero().data<long>().ToArray();          // [edges, 2] as (row, column) in kept order
+        var values = graph.Rows.index_select(0, rows).index_select(1, columns)[mask].data<float>().ToArray();
         var links = new List<(int, int, float)>(values.Length);
-        for (int e = 0; e < values.Length; e++) links.Add((nodes[(int)pairs[2 * e + 1]], nodes[(int)pairs[2 * e]], values[e]));
+        for (int e = 0; e < values.Length; e++) links.Add((columnNodes[(int)pairs[2 * e + 1]], rowNodes[(int)pairs[2 * e]], values[e]));
+        return links;
+    }
+
+    /// <summary>Every ordered pair of kept nodes, with its weight (zero where the target has no inputs or the source no outputs).</summary>
+    private static List<(int Source, int Target, float Weight)> EveryPair(AttributionGraph graph, List<int> nodes)
+    {
+        var links = new List<(int, int, float)>(nodes.Count * nodes.Count);
+        foreach (int target in nodes)
+        {
+            int row = graph.RowOf(target);
+            using var weights = row >= 0 ? graph.Rows[row] : null;
+            foreach (int source in nodes)
+                links.Add((source, target, weights is not null && source < graph.SourceCount ? weights[source].item<float>() : 0f));
+        }
         return links;
     }
 

@@ -4,9 +4,10 @@ using Attribution.Graphs;
 using static TorchSharp.torch;
 
 /// <summary>
-/// The assemble phase: from rows keyed by node to the square adjacency over the final node list
-/// (selected features ascending, errors, tokens, logits), as circuit-tracer packages its graph.
-/// Row blocks stream in one at a time, so assembly holds the adjacency and one block, never all rows.
+/// The assemble phase: from rows keyed by node to the graph's rows over the final node list
+/// (selected features ascending, errors, tokens, logits), as circuit-tracer packages its adjacency
+/// but without its all-zero rows and columns (<see cref="AttributionGraph.Rows"/>). Row blocks stream
+/// in one at a time, so assembly holds the graph's rows and one block, never all rows twice.
 /// </summary>
 public sealed class GraphAssembly : IDisposable
 {
@@ -17,7 +18,7 @@ public sealed class GraphAssembly : IDisposable
     private readonly float[] logitProbabilities;
     private readonly long[] selected;
     private readonly Tensor columns;
-    private Tensor? adjacency;
+    private Tensor? rows;
 
     /// <param name="featureNodes">The features that will get rows (any order).</param>
     /// <param name="rowLength">Columns of a whole row (<see cref="AttributionContext.RowLength"/>).</param>
@@ -31,8 +32,7 @@ public sealed class GraphAssembly : IDisposable
         this.logitProbabilities = logitProbabilities;
         selected = [.. featureNodes.Order()];
         columns = StoredRows.GraphColumns(selected, active.Count, rowLength);
-        int nodeCount = (int)columns.shape[0] + logitTokens.Length;
-        adjacency = zeros(nodeCount, nodeCount);
+        rows = zeros(selected.Length + logitTokens.Length, columns.shape[0]);
     }
 
     /// <summary>The logit rows (whole) become the last rows.</summary>
@@ -40,7 +40,7 @@ public sealed class GraphAssembly : IDisposable
     {
         if (logitRows.IsCompact || logitRows.Count != logitTokens.Length) throw new ArgumentException("logit rows are whole, one per logit target", nameof(logitRows));
         using var kept = logitRows.Values.index_select(1, columns);
-        Adjacency.narrow(0, Adjacency.shape[0] - logitTokens.Length, logitTokens.Length).narrow(1, 0, columns.shape[0]).copy_(kept);
+        Rows.narrow(0, selected.Length, logitTokens.Length).copy_(kept);
     }
 
     /// <summary>A block of feature rows goes to its features' rows; whole rows are cut to the graph's columns.</summary>
@@ -48,19 +48,19 @@ public sealed class GraphAssembly : IDisposable
     {
         if (block.Count == 0) return;
         using var scope = NewDisposeScope();
-        var rows = block.ToFloat32();
-        if (!block.IsCompact) rows = rows.index_select(1, columns);
-        else if (rows.shape[1] != columns.shape[0])
-            throw new ArgumentException($"a compact block has {rows.shape[1]} columns, this graph {columns.shape[0]}: it was cut for another selection");
+        var values = block.ToFloat32();
+        if (!block.IsCompact) values = values.index_select(1, columns);
+        else if (values.shape[1] != columns.shape[0])
+            throw new ArgumentException($"a compact block has {values.shape[1]} columns, this graph {columns.shape[0]}: it was cut for another selection");
         var targets = tensor(block.Nodes.Select(RowOf).ToArray());
-        Adjacency.narrow(1, 0, columns.shape[0]).index_copy_(0, targets, rows);
+        Rows.index_copy_(0, targets, values);
     }
 
-    /// <summary>The graph; the assembly gives up its adjacency to it.</summary>
+    /// <summary>The graph; the assembly gives up its rows to it.</summary>
     public AttributionGraph Build()
     {
-        var graph = new AttributionGraph(tokens, nLayers, active, selected, logitTokens, logitProbabilities, Adjacency);
-        adjacency = null;
+        var graph = new AttributionGraph(tokens, nLayers, active, selected, logitTokens, logitProbabilities, Rows);
+        rows = null;
         return graph;
     }
 
@@ -78,10 +78,10 @@ public sealed class GraphAssembly : IDisposable
     public void Dispose()
     {
         columns.Dispose();
-        adjacency?.Dispose();
+        rows?.Dispose();
     }
 
-    private Tensor Adjacency => adjacency ?? throw new InvalidOperationException("the graph was already built");
+    private Tensor Rows => rows ?? throw new InvalidOperationException("the graph was already built");
 
     private long RowOf(long feature)
     {
