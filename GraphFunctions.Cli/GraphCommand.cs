@@ -30,10 +30,11 @@ internal static class GraphCommand
         var targetIds = new Option<long[]>("--target-id") { Description = "A token to attribute from, by id (repeatable)" };
         var minusToken = new Option<string?>("--minus") { Description = "With one --target or --target-id: attribute from the logit difference target − this token (e.g. \" London\")" };
         var minusId = new Option<long?>("--minus-id") { Description = "As --minus, by the token's id" };
+        var memoryLimit = new Option<double?>("--memory-limit-gb") { Description = "Refuse a graph whose estimated peak memory is above this; default: this machine's (or container's) memory on the CPU, no check on a GPU" };
 
         var command = new Command("graph", "Attribute a prompt and write its Neuronpedia graph JSON")
         {
-            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId,
+            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId, memoryLimit,
         };
         foreach (var option in graphSettings.All) command.Options.Add(option);
         command.SetAction(async (parse, cancellation) =>
@@ -79,6 +80,13 @@ internal static class GraphCommand
                     return 2;
                 }
                 request = request with { Targets = targets };
+            }
+            var estimate = loaded.EstimateMemory(loaded.Tokenize(request.Prompt).Length, request.Attribution);
+            Console.WriteLine($"estimated peak memory: {estimate.Describe()}");
+            if (MemoryLimit.Resolve(parse.GetValue(memoryLimit), "--memory-limit-gb", settings.Device)?.Refusal(estimate) is { } tooLarge)
+            {
+                Console.Error.WriteLine(tooLarge);
+                return 2;
             }
             var target = parse.GetValue(output)!;
             target.Directory?.Create();

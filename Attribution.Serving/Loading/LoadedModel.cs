@@ -58,6 +58,49 @@ public sealed class LoadedModel : IDisposable
     public UnseenTokens UnseenIn(IReadOnlyList<int> tokens) => Training?.Find(tokens, ids => Tokenizer.Decode(ids), ModelId) ?? UnseenTokens.None;
 
     /// <summary>
+    /// How many features fire per position and layer, for memory estimates: the most seen so far,
+    /// first measured on <see cref="CalibrationText"/> when a graph is first estimated (the
+    /// transcoders' sparsity is known only by running them), then raised by every graph this model makes.
+    /// </summary>
+    public ActivityProfile Activity
+    {
+        get
+        {
+            lock (activityLock)
+            {
+                if (activity is null)
+                {
+                    var tokens = Tokenize(CalibrationText);
+                    using var prompt = PreparedPrompt.Prepare(Replacement, tokens[..Math.Min(tokens.Length, 64)]);
+                    activity = ProfileOf(prompt.Active, prompt.NPos);
+                }
+                return activity;
+            }
+        }
+    }
+
+    /// <summary>Ordinary text the transcoders' sparsity is first measured on.</summary>
+    public const string CalibrationText = "The capital of France is Paris, and the capital of England is London. "
+        + "She opened the door, looked at the rain and decided that the walk to the station could wait until the evening.";
+
+    private readonly Lock activityLock = new();
+    private ActivityProfile? activity;
+
+    /// <summary>Records a graph's active features (its prompt of <paramref name="positions"/> tokens) for later estimates.</summary>
+    public void ObserveActivity(Graphs.ActiveFeatures active, int positions)
+    {
+        var observed = ProfileOf(active, positions);
+        lock (activityLock) activity = observed.Max(activity!);
+    }
+
+    private ActivityProfile ProfileOf(Graphs.ActiveFeatures active, int positions) =>
+        ActivityProfile.Of(active, positions, Replacement.NLayers, Math.Min(Replacement.SilencedPositions, positions));
+
+    /// <summary>The estimated peak memory of a graph of <paramref name="positions"/> tokens with these settings.</summary>
+    public MemoryEstimate EstimateMemory(int positions, AttributionSettings settings) =>
+        MemoryEstimate.For(MemoryShape.Of(Replacement, Activity), positions, settings);
+
+    /// <summary>
     /// Loads what the settings name: a local folder, the hub (by model id, through the HF cache),
     /// or the bundled demo model when neither is configured.
     /// </summary>

@@ -24,6 +24,7 @@ public static class GraphPipeline
         try
         {
             using var result = Attributor.Attribute(model.Replacement, tokens, request.Attribution, progress);
+            model.ObserveActivity(result.Graph.Active, tokens.Length);   // later graphs' memory estimates
             return WriteGraph(model, result.Graph, request, output, result.Timings, generator);
         }
         finally

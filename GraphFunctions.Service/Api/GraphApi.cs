@@ -67,7 +67,12 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         int[]? tokens = prompt is null ? null : ApiRequests.Tokenize(fields, model, prompt, options.TokenLimit);
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
-        var job = new GraphJob(graphRequest.Slug, graphRequest, tokens!, signedUrl, compress, toBlob, options.BatchesPerActivity, RunId: Guid.NewGuid().ToString("N"));
+        // Before any work: a job that cannot fit is refused with its estimate, not run out of memory.
+        var estimate = model.EstimateMemory(tokens!.Length, graphRequest.Attribution);
+        if (options.MemoryLimit?.Refusal(estimate) is { } tooLarge) return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, tooLarge);
+
+        var job = new GraphJob(graphRequest.Slug, graphRequest, tokens, signedUrl, compress, toBlob, options.BatchesPerActivity, RunId: Guid.NewGuid().ToString("N"),
+            MemoryEstimateGb: Math.Round(estimate.PeakGb, 2));
         try
         {
             if (await StartOrFindAsync(client, job, cancellation) is { } refused) return refused;

@@ -18,6 +18,12 @@ public sealed record ServiceOptions
 
     public StorageOptions Storage { get; init; } = new();
     public int TokenLimit { get; init; } = 64;
+
+    /// <summary>
+    /// The memory a graph may need, checked against its estimate before the job starts: MEMORY_LIMIT_GB,
+    /// else the CPU's (container or machine); null on a GPU without the setting.
+    /// </summary>
+    public MemoryLimit? MemoryLimit { get; init; }
     public TimeSpan SteerWait { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Batches between feature re-rankings; the Neuronpedia server ranks once (1000).</summary>
@@ -61,6 +67,10 @@ public sealed record ServiceOptions
             ? int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= minimum && v <= maximum ? v
                 : throw new InvalidOperationException($"setting {name} must be an integer between {minimum} and {maximum}, got '{text}'")
             : fallback;
+        double? Gb(string name) => Get(name) is { } text
+            ? double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0 ? v
+                : throw new InvalidOperationException($"setting {name} must be a positive number of gigabytes, got '{text}'")
+            : null;
         string? storageAccount = Get(SettingNames.WebJobsStorage);   // blobs and, in the local host, Durable state
 
         return new ServiceOptions
@@ -79,6 +89,7 @@ public sealed record ServiceOptions
                 ManagedIdentityClientId = Get(SettingNames.AzureClientId),
             },
             TokenLimit = Int(SettingNames.TokenLimit, 64),
+            MemoryLimit = MemoryLimit.Resolve(Gb(SettingNames.MemoryLimitGb), SettingNames.MemoryLimitGb, Get(SettingNames.Device) ?? "cpu"),
             SteerWait = TimeSpan.FromSeconds(Int(SettingNames.SteerWaitSeconds, 30)),
             UpdateInterval = Int(SettingNames.UpdateInterval, RequestSchema.UpdateInterval.DefaultValue),
             GraphWaitSeconds = Int(SettingNames.GraphWaitSeconds, RequestSchema.WaitSeconds.DefaultValue, 0, (int)RequestSchema.WaitSeconds.Maximum),

@@ -36,6 +36,7 @@ public static class SettingNames
     public const string Device = "DEVICE";
     public const string ComputeDtype = "COMPUTE_DTYPE";
     public const string TokenLimit = "TOKEN_LIMIT";
+    public const string MemoryLimitGb = "MEMORY_LIMIT_GB";
     public const string LazyEncoders = "LAZY_ENCODERS";
     public const string UpdateInterval = "UPDATE_INTERVAL";
     public const string BatchesPerActivity = "BATCHES_PER_ACTIVITY";
@@ -64,7 +65,7 @@ public static class SettingNames
     [
         FunctionsWorkerRuntime, WebJobsStorage, AppInsightsConnection, AzureClientId, DisableHomepage,
         Secret, HfToken,
-        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, LazyEncoders, UpdateInterval, BatchesPerActivity,
+        ModelId, ModelPath, TranscoderSet, NeuronpediaModelId, HfHome, HfEndpoint, Device, ComputeDtype, TokenLimit, MemoryLimitGb, LazyEncoders, UpdateInterval, BatchesPerActivity,
         WorkspacePath, WorkspaceBlobContainer, GraphBlobContainer, SignedUrlAllowedHosts, SteerWaitSeconds, GraphWaitSeconds,
         UploadTimeoutSeconds, JobRetentionHours, ViewerPublic, DurableStorage, DurableTaskHub, DurableActivitySlots,
     ];

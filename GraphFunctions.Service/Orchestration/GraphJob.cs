@@ -11,7 +11,7 @@ using Attribution.Tracing;
 /// a worker prepared for an earlier run may serve it.
 /// </summary>
 public sealed record GraphJob(string JobId, GraphRequest Request, int[] Tokens, string? SignedUrl, bool Compress, bool ToBlob, int BatchesPerActivity = 1,
-    string RunId = "")
+    string RunId = "", double? MemoryEstimateGb = null)
 {
     public bool Delivers => SignedUrl is not null || ToBlob;
 
@@ -81,9 +81,10 @@ public sealed record DeliveryOutcome(bool Success, string Message, string? Locat
 
 public sealed record GraphJobResult(GraphOutput Graph, DeliveryOutcome? Delivery);
 
-/// <summary>The custom status after every round (docs/api.md): phase, features visited / to visit, elapsed seconds.</summary>
+/// <summary>The custom status after every round (docs/api.md): phase, features visited / to visit, elapsed seconds, the peak memory estimated before the start.</summary>
 public sealed record GraphJobStatus(
     [property: JsonPropertyName("phase")] string Phase,
     [property: JsonPropertyName("features_visited")] int FeaturesVisited,
     [property: JsonPropertyName("features_to_visit")] int FeaturesToVisit,
-    [property: JsonPropertyName("elapsed_s")] double ElapsedSeconds);
+    [property: JsonPropertyName("elapsed_s")] double ElapsedSeconds,
+    [property: JsonPropertyName("memory_estimate_gb")] double? MemoryEstimateGb);

@@ -36,7 +36,7 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
     {
         var started = context.CurrentUtcDateTime;
         void Report(string phase, int visited, int toVisit) =>
-            context.SetCustomStatus(new GraphJobStatus(phase, visited, toVisit, (context.CurrentUtcDateTime - started).TotalSeconds));
+            context.SetCustomStatus(new GraphJobStatus(phase, visited, toVisit, (context.CurrentUtcDateTime - started).TotalSeconds, job.MemoryEstimateGb));
 
         Report(AttributionPlan.PreparePhase, 0, 0);
         await context.CallActivityAsync<bool>(nameof(StoreJobActivity), job, Retry);

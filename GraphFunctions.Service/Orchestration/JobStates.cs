@@ -118,6 +118,7 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
         Interlocked.Increment(ref rebuilds);
         var model = await models.GetAsync();
         var (prompt, targets) = AttributionPlan.Prepare(model.Replacement, job.Tokens, job.Request.Attribution);
+        model.ObserveActivity(prompt.Active, prompt.NPos);   // later jobs' memory estimates
         var state = new JobState(job, prompt, targets, model.Replacement);
         lock (gate)
         {

@@ -52,6 +52,8 @@ public sealed class EndToEndTests(LocalServiceFixture fixture) : IClassFixture<L
         }
         Assert.Equal("Completed", status!.RootElement.GetProperty("runtimeStatus").GetString());
         Assert.Equal("done", status.RootElement.GetProperty("customStatus").GetProperty("phase").GetString());
+        // The peak memory estimated before the start: the weights alone are more than 1 MB.
+        Assert.InRange(status.RootElement.GetProperty("customStatus").GetProperty("memory_estimate_gb").GetDouble(), 0.001, 24);
 
         using var result = await service.Http.GetAsync(payload.RootElement.GetProperty("resultGetUri").GetString());
         Assert.Equal(HttpStatusCode.OK, result.StatusCode);

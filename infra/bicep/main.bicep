@@ -100,6 +100,9 @@ param computeDtype string = 'bfloat16'
 @minValue(1)
 param tokenLimit int = 64
 
+@description('MEMORY_LIMIT_GB: graphs whose estimated peak memory is above this are refused before they start; the GPU\'s memory (the A100 profile: 80, T4: 16).')
+param memoryLimitGb string = '80'
+
 @description('SIGNED_URL_ALLOWED_HOSTS: hosts that signed_url uploads may go to (comma separated); empty allows none.')
 param signedUrlAllowedHosts string = ''
 
@@ -245,6 +248,7 @@ module functionApp 'modules/functionapp.bicep' = {
     hfEndpoint: hfEndpoint
     computeDtype: computeDtype
     tokenLimit: tokenLimit
+    memoryLimitGb: memoryLimitGb
     signedUrlAllowedHosts: signedUrlAllowedHosts
     steerWaitSeconds: steerWaitSeconds
     graphWaitSeconds: graphWaitSeconds

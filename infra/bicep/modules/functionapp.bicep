@@ -61,6 +61,7 @@ param neuronpediaModelId string
 param hfEndpoint string
 param computeDtype string
 param tokenLimit int
+param memoryLimitGb string
 
 @description('Delivery and service behaviour (see main.bicep).')
 param signedUrlAllowedHosts string
@@ -210,6 +211,10 @@ resource app 'Microsoft.App/containerApps@2025-07-01' = {
             {
               name: 'TOKEN_LIMIT'
               value: string(tokenLimit)
+            }
+            {
+              name: 'MEMORY_LIMIT_GB'
+              value: memoryLimitGb
             }
             {
               name: 'LAZY_ENCODERS'
