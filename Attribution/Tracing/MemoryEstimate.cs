@@ -40,11 +40,12 @@ public sealed record MemoryShape(ModelConfig Model, int DTranscoder, bool CrossL
 
 /// <summary>
 /// A graph's peak memory, estimated before it runs from the shapes alone (docs/performance.md,
-/// "Memory estimate"), as named terms: what the process holds throughout (weights), what the
-/// prompt holds for the whole job (the clean pass's attention patterns — the one term quadratic in
-/// the prompt — and the active features' vectors), and the larger of preparing's dense
-/// activations and attribution's working set (the frozen pass a backward batch replays, the
-/// vectors each write point contracts with, the rows, the graph).
+/// "Memory estimate"), as named terms: what the process holds throughout (runtime, weights), what
+/// the job holds from preparing to the end (the clean pass's attention patterns — the one term
+/// quadratic in the prompt — the active features' vectors, the frozen pass a backward batch
+/// replays, the vectors each write point contracts with), and the larger of what preparing holds
+/// only while it runs (every layer's dense activations, the vectors being gathered) and what
+/// attribution adds (the rows, the graph).
 /// </summary>
 public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Terms, int Positions, long ActiveFeatures, long SelectedFeatures)
 {
@@ -86,17 +87,19 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Ter
 
         long patterns = layers * m.NHeads * n * n * e;
         long prompt = (long)(active * d * (1 + writesPerFeature) * e) + 3 * layers * n * d * e;   // encoder and scaled decoder rows; errors, clean reads and writes
-        long denseActivations = layers * n * shape.DTranscoder * e;
         long frozenPass = batch * n * layers * d * e * FrozenPassTensorsPerLayer;
         long contraction = (long)(layers * n * (shape.Activity.FullestPerPositionLayer * writesPerFeature + 1) * d * e);   // the padded vectors and the error
+        // Preparing holds every layer's dense activations and gathers the active features' vectors (a second copy while they are joined).
+        long preparing = layers * n * shape.DTranscoder * e + (long)(active * d * (1 + writesPerFeature) * e);
         // Rows: compact (the graph's columns) when one round selects them all, else whole; logit rows whole.
         var plan = AttributionPlan.For((int)Math.Min(active, int.MaxValue), settings);
         long featureRowLength = plan.SelectsInFirstRound ? selected + errorsAndTokens : rowLength;
         long rows = (selected * featureRowLength + logits * rowLength) * 4 * (plan.SelectsInFirstRound ? 1 : 2);   // ranking reads a copy of whole rows
         long graph = (selected + logits) * (selected + errorsAndTokens) * 4;
-        (string, long)[] attribution = [("frozen pass", frozenPass), ("contraction", contraction), ("rows", rows), ("graph", graph)];
 
-        (string, long)[] held = [("runtime", RuntimeBytes), ("weights", weights), ("attention patterns", patterns), ("prompt", prompt)];
-        return new MemoryEstimate(attribution.Sum(t => t.Item2) >= denseActivations ? [.. held, .. attribution] : [.. held, ("preparing", denseActivations)], positions, active, selected);
+        (string, long)[] held = [("runtime", RuntimeBytes), ("weights", weights), ("attention patterns", patterns), ("prompt", prompt),
+            ("frozen pass", frozenPass), ("contraction", contraction)];
+        return new MemoryEstimate(rows + graph >= preparing ? [.. held, ("rows", rows), ("graph", graph)] : [.. held, ("preparing", preparing)],
+            positions, active, selected);
     }
 }
