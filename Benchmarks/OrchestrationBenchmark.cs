@@ -30,9 +30,16 @@ internal static class OrchestrationBenchmark
     public static async Task<int> RunAsync(string[] args)
     {
         Console.WriteLine($"machine: {Measure.Machine()}; {TorchInfo.Describe()}");
+        var options = new ScaleBenchmark.Options(args);
         string work = Path.Combine(Path.GetTempPath(), "gf-bench-orchestration");
-        string model = Path.Combine(work, "model"), transcoders = Path.Combine(work, "transcoders");
-        if (!File.Exists(Path.Combine(transcoders, "config.yaml")))
+        // --model and --transcoders: another model (e.g. graphfunctions create-tiny's mid model); --copies: the prompt repeated.
+        string model = options.Text("--model", Path.Combine(work, "model"));
+        string transcoderConfig = options.Text("--transcoders", Path.Combine(work, "transcoders", "config.yaml"));
+        string transcoders = Path.GetDirectoryName(transcoderConfig)!;
+        string prompt = string.Concat(Enumerable.Repeat(Prompt, options.Int("--copies", 1)));
+        int features = options.Int("--features", 1000), runs = options.Int("--runs", 6);
+        string durable = options.Text("--durable", "in-memory");
+        if (options.TextOrNull("--model") is null && !File.Exists(Path.Combine(transcoders, "config.yaml")))
         {
             TinyCheckpoints.WriteModel(model, new TinyModelSpec
             {
@@ -43,23 +50,25 @@ internal static class OrchestrationBenchmark
         }
 
         int updateInterval = args.Contains("--rank-often") ? 4 : 1000;
-        int batchSize = args.Contains("--batch-128") ? 128 : 32;
+        int batchSize = options.Int("--batch", 32);
         var meter = new HistoryMeter();
         await using var app = LocalHostApp.Create([], new Dictionary<string, string?>
         {
             ["urls"] = "http://127.0.0.1:0", ["SECRET"] = "bench", ["MODEL_ID"] = "bench/gemma2-4l-256", ["MODEL_PATH"] = model,
-            ["TRANSCODER_SET"] = Path.Combine(transcoders, "config.yaml"), ["WORKSPACE_PATH"] = Path.Combine(work, "workspace"),
-            ["UPDATE_INTERVAL"] = updateInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), ["TOKEN_LIMIT"] = "64",
+            ["TRANSCODER_SET"] = transcoderConfig, ["WORKSPACE_PATH"] = Path.Combine(work, "workspace"),
+            ["UPDATE_INTERVAL"] = updateInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), ["TOKEN_LIMIT"] = "4096",
+            ["DURABLE_STORAGE"] = durable, ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["DURABLE_TASK_HUB"] = $"bench{Environment.ProcessId}",
             ["BATCHES_PER_ACTIVITY"] = Option(args, "--batches-per-activity", 8).ToString(System.Globalization.CultureInfo.InvariantCulture),
         }, meter.Register);
         // The engine alone first, in this process with nothing else running.
-        var settings = new ModelSettings { ModelId = "bench/gemma2-4l-256", ModelPath = model, TranscoderSet = Path.Combine(transcoders, "config.yaml") };
+        var settings = new ModelSettings { ModelId = "bench/gemma2-4l-256", ModelPath = model, TranscoderSet = transcoderConfig };
         var direct = new List<double>();
         using (var alone = await LoadedModel.LoadAsync(settings, hub: null))
         {
-            var request = new GraphRequest { Prompt = Prompt, Slug = "direct", MaxFeatureNodes = 1000, BatchSize = batchSize, UpdateInterval = updateInterval };
-            Console.WriteLine($"model: Gemma-2 layout, 4 layers, d_model 256, d_transcoder 4096; prompt {alone.Tokenize(Prompt).Length} tokens; max_feature_nodes 1000, batch {batchSize}, update_interval {updateInterval}");
-            for (int run = 0; run < 6; run++) direct.Add(Measure.Seconds(() => GraphPipeline.Generate(alone, request, Stream.Null)));
+            var request = new GraphRequest { Prompt = prompt, Slug = "direct", MaxFeatureNodes = features, BatchSize = batchSize, UpdateInterval = updateInterval };
+            var config = alone.Replacement.Model.Config;
+            Console.WriteLine($"model: {model} ({config.NLayers} layers, d_model {config.DModel}, d_transcoder {alone.Replacement.Transcoders.DTranscoder}); prompt {alone.Tokenize(prompt).Length} tokens; max_feature_nodes {features}, batch {batchSize}, update_interval {updateInterval}; Durable {durable}");
+            for (int run = 0; run < runs; run++) direct.Add(Measure.Seconds(() => GraphPipeline.Generate(alone, request, Stream.Null)));
         }
 
         await app.StartAsync();
@@ -71,10 +80,12 @@ internal static class OrchestrationBenchmark
         var historyBytes = new List<long>();
         var client = (DurableTaskClient)app.Services.GetService(typeof(DurableTaskClient))!;
         var activityCounts = new List<int>();
-        for (int run = 0; run < 6; run++)
+        var activitySeconds = new List<double>();
+        var busySeconds = new List<double>();
+        for (int run = 0; run < runs; run++)
         {
             string slug = $"bench-{run}";
-            string body = $$"""{"prompt": "{{Prompt}}", "model_id": "bench/gemma2-4l-256", "max_feature_nodes": 1000, "batch_size": {{batchSize}}, "slug_identifier": "{{slug}}"}""";
+            string body = $$"""{"prompt": "{{prompt}}", "model_id": "bench/gemma2-4l-256", "max_feature_nodes": {{features}}, "batch_size": {{batchSize}}, "slug_identifier": "{{slug}}"}""";
             using var content = new StringContent(body, new MediaTypeHeaderValue("application/json"));
             var clock = Stopwatch.StartNew();
             using var response = await http.PostAsync("/generate-graph?wait_seconds=600", content);
@@ -86,14 +97,36 @@ internal static class OrchestrationBenchmark
             var (calls, bytes) = meter.TakeTotals();
             historyBytes.Add(bytes + (instance!.SerializedInput?.Length ?? 0) + (instance.SerializedOutput?.Length ?? 0) + (instance.SerializedCustomStatus?.Length ?? 0));
             activityCounts.Add(calls);
+            // Work vs dispatch: the activities' own time (they run one after another here) and the rest.
+            var timeline = meter.TakeRuns();
+            activitySeconds.Add(timeline.Sum(r => (r.End - r.Start).TotalSeconds));
+            busySeconds.Add(BusySeconds(timeline));
+            if (run == runs - 1)
+                foreach (var group in timeline.GroupBy(r => r.Activity))
+                    Console.WriteLine($"  {group.Key,-28} ×{group.Count(),-3} {group.Sum(r => (r.End - r.Start).TotalSeconds),7:F3} s");
         }
         // The first round of each warms caches: report the median of the other five.
-        double Median(List<double> values) => values.Skip(1).Order().ElementAt(2);
-        Console.WriteLine($"one graph, engine directly:         {Median(direct):F3} s (median of 5)");
+        double Median(List<double> values) => values.Skip(1).Order().ElementAt((values.Count - 1) / 2);
+        Console.WriteLine($"one graph, engine directly:         {Median(direct):F3} s (median of {runs - 1})");
         Console.WriteLine($"one graph, through the local host:  {Median(hosted):F3} s (HTTP + Durable + activities + workspace)");
+        Console.WriteLine($"  activities: {Median(activitySeconds):F3} s of work, some at once; at least one running for {Median(busySeconds):F3} s; none for the other {Median(hosted) - Median(busySeconds):F3} s (dispatch, HTTP)");
         Console.WriteLine($"orchestration overhead ratio: {Median(hosted) / Median(direct):F2} (target ≤ 1.15)");
         Console.WriteLine($"orchestration history per job: {activityCounts[^1]} activities, {historyBytes.Skip(1).Average() / 1024:F1} KiB of payloads (inputs, outputs, status; rows stay in the workspace)");
         await app.StopAsync();
         return 0;
+    }
+
+    /// <summary>How long at least one activity was running: the length of the union of their intervals.</summary>
+    private static double BusySeconds(List<(string Activity, DateTime Start, DateTime End)> timeline)
+    {
+        double busy = 0;
+        DateTime coveredUntil = DateTime.MinValue;
+        foreach (var (_, start, end) in timeline.OrderBy(r => r.Start))
+        {
+            if (end <= coveredUntil) continue;
+            busy += (end - (start > coveredUntil ? start : coveredUntil)).TotalSeconds;
+            coveredUntil = end;
+        }
+        return busy;
     }
 }

@@ -33,7 +33,7 @@ internal static class ScaleBenchmark
     {
         var options = new Options(args);
         int layers = options.Int("--layers", 12), dModel = options.Int("--d-model", 512), dTranscoder = options.Int("--d-transcoder", 8192);
-        int l0 = options.Int("--l0", 64), batch = options.Int("--batch", 48), repeats = options.Int("--repeats", 3);
+        int l0 = options.Int("--l0", 64), batch = options.Int("--batch", 48), repeats = options.Int("--repeats", 3), warmups = options.Int("--warmups", 1);
         int[] tokenGrid = options.Ints("--tokens", [16, 64]);
         int[] featureGrid = options.Ints("--features", [1000, 5000]);
         string device = options.Text("--device", "cpu"), dtype = options.Text("--dtype", "float32");
@@ -75,10 +75,13 @@ internal static class ScaleBenchmark
             foreach (int features in featureGrid)
             {
                 var request = new GraphRequest { Prompt = prompt, Slug = "scale", MaxFeatureNodes = features, BatchSize = batch };
-                var cell = new Cell(tokens, features);
+                var cell = new Cell(tokens, features) { EstimateGb = model.EstimateMemory(tokens, request.Attribution).PeakGb };
                 // Warm-up of each path once per cell (native kernels, allocator, the host's job state).
-                RunDirect(model, request, cell, keep: false);
-                if (host is not null) await host.RunAsync(request, cell, keep: false);
+                for (int w = 0; w < warmups; w++)
+                {
+                    RunDirect(model, request, cell, keep: false);
+                    if (host is not null) await host.RunAsync(request, cell, keep: false);
+                }
                 for (int r = 0; r < repeats; r++)
                 {
                     RunDirect(model, request, cell, keep: true);
@@ -211,7 +214,7 @@ internal static class ScaleBenchmark
         var app = LocalHostApp.Create([], new Dictionary<string, string?>
         {
             ["urls"] = "http://127.0.0.1:0", ["SECRET"] = Secret, ["MODEL_ID"] = ModelId, ["MODEL_PATH"] = model, ["TRANSCODER_SET"] = transcoders,
-            ["WORKSPACE_PATH"] = workspace, ["DURABLE_STORAGE"] = "in-memory", ["DEVICE"] = device, ["COMPUTE_DTYPE"] = dtype, ["TOKEN_LIMIT"] = "1024",
+            ["WORKSPACE_PATH"] = workspace, ["DURABLE_STORAGE"] = "in-memory", ["DEVICE"] = device, ["COMPUTE_DTYPE"] = dtype, ["TOKEN_LIMIT"] = "4096",
             ["BATCHES_PER_ACTIVITY"] = batchesPerActivity,
             ["Logging:LogLevel:Default"] = "Warning",
         });
@@ -284,8 +287,8 @@ internal static class ScaleBenchmark
     private sealed class Cell(int tokens, int features)
     {
         public static readonly string Header =
-            "| tokens | features | active | direct s | orch s | orch/direct | feature rows s | bare s | rows/bare | roof s | bare/roof | contract roof s | rows/(bare+contract) | prune+json | ws bytes | ws/dense | RSS direct MiB | RSS orch MiB |\n"
-            + "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+            "| tokens | features | active | direct s | orch s | orch/direct | feature rows s | bare s | rows/bare | roof s | bare/roof | contract roof s | rows/(bare+contract) | prune+json | ws bytes | ws/dense | RSS direct MiB | RSS orch MiB | estimate MiB |\n"
+            + "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
         public string Label => $"{tokens} tokens × {features} features";
         public List<double> Direct { get; } = [];
@@ -300,6 +303,7 @@ internal static class ScaleBenchmark
         public long WorkspaceBytes { get; set; }
         public double DirectPeakMiB { get; set; }
         public double OrchestratedPeakMiB { get; set; }
+        public double EstimateGb { get; init; }
 
         public string Row(double matmulGflops)
         {
@@ -316,7 +320,7 @@ internal static class ScaleBenchmark
             double dense = (double)(Logits + selected) * RowLength * 4;
             string I(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
             return $"| {tokens} | {features} | {Active} | {I(direct)} | {I(orchestrated)} | {I(orchestrated / direct)} | {I(featureRows)} | {I(bare)} | {I(featureRows / bare)} | "
-                + $"{I(roof)} | {I(bare / roof)} | {I(contraction)} | {I(featureRows / (bare + contraction))} | {pruneJson:P1} | {WorkspaceBytes / 1048576.0:F1} MiB | {WorkspaceBytes / dense:P1} | {DirectPeakMiB:F0} | {OrchestratedPeakMiB:F0} |";
+                + $"{I(roof)} | {I(bare / roof)} | {I(contraction)} | {I(featureRows / (bare + contraction))} | {pruneJson:P1} | {WorkspaceBytes / 1048576.0:F1} MiB | {WorkspaceBytes / dense:P1} | {DirectPeakMiB:F0} | {OrchestratedPeakMiB:F0} | {EstimateGb * 1e9 / 1048576:F0} |";
         }
     }
 

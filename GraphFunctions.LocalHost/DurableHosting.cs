@@ -45,7 +45,7 @@ public static class DurableHosting
             PartitionCount = 4,
             MaxConcurrentTaskActivityWorkItems = activitySlots,
             // Snappy on a quiet hub: poll the queues at least every second, and take over a dead worker's partitions soon.
-            MaxQueuePollingInterval = TimeSpan.FromSeconds(1),
+            MaxQueuePollingInterval = TimeSpan.FromMilliseconds(250),
             LeaseInterval = LeaseInterval,
             LeaseRenewInterval = TimeSpan.FromSeconds(3),
             LeaseAcquireInterval = TimeSpan.FromSeconds(2),

@@ -365,13 +365,23 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
             : ApiResults.Error(StatusCodes.Status409Conflict,
                 $"graph job '{job.JobId}' is already running with a different request; wait for it (GET /jobs/{job.JobId}) or terminate it (POST /jobs/{job.JobId}/terminate)");
 
+    /// <summary>How often a waiting /generate-graph looks at its job (one status read; only while a client waits).</summary>
+    public static readonly TimeSpan CompletionPoll = TimeSpan.FromMilliseconds(100);
+
     private static async Task<OrchestrationMetadata?> WaitAsync(DurableTaskClient client, string id, int seconds, CancellationToken cancellation)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         timeout.CancelAfter(TimeSpan.FromSeconds(seconds));
         try
         {
-            return await client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, timeout.Token);
+            // Polled here rather than with WaitForInstanceCompletionAsync, whose provider-side wait
+            // answered a finished job up to a second or more late (docs/performance.md, "The host's overhead").
+            while (true)
+            {
+                var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: false, timeout.Token);
+                if (instance is null || instance.IsCompleted) return await client.GetInstanceAsync(id, getInputsAndOutputs: true, timeout.Token);
+                await Task.Delay(CompletionPoll, timeout.Token);
+            }
         }
         catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
         {
