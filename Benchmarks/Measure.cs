@@ -26,7 +26,7 @@ internal static class Measure
         foreach (var line in File.ReadLines("/proc/self/status"))
         {
             if (line.StartsWith(field + ":", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+                return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);   // "VmHWM:\t10485760 kB": a tab, no space, from 10 GB
         }
         return 0;
     }

@@ -75,7 +75,14 @@ internal static class ScaleBenchmark
             foreach (int features in featureGrid)
             {
                 var request = new GraphRequest { Prompt = prompt, Slug = "scale", MaxFeatureNodes = features, BatchSize = batch };
-                var cell = new Cell(tokens, features) { EstimateGb = model.EstimateMemory(tokens, request.Attribution).PeakGb };
+                var estimate = model.EstimateMemory(tokens, request.Attribution);
+                // As the service would: a cell that cannot fit this machine is not run.
+                if (MemoryLimit.Resolve(null, "this machine", device)?.Refusal(estimate) is { } tooLarge)
+                {
+                    Print($"  skipped: {tokens} tokens × {features} features: {tooLarge}");
+                    continue;
+                }
+                var cell = new Cell(tokens, features) { EstimateGb = estimate.PeakGb };
                 // Warm-up of each path once per cell (native kernels, allocator, the host's job state).
                 for (int w = 0; w < warmups; w++)
                 {
@@ -89,7 +96,7 @@ internal static class ScaleBenchmark
                 }
                 BareBackward(model, request, cell, repeats);
                 rows.Add(cell.Row(matmulGflops));
-                Print($"  done: {cell.Label} ({cell.Active} active features)");
+                Print($"  done: {cell.Label} ({cell.Active} active features): {rows[^1]}");
             }
         }
 
