@@ -1,6 +1,7 @@
 namespace Attribution.Loading;
 
 using Attribution.Chat;
+using Attribution.Graphs;
 using Attribution.Hub;
 using Attribution.Models;
 using Attribution.Tokenization;
@@ -87,13 +88,13 @@ public sealed class LoadedModel : IDisposable
     private ActivityProfile? activity;
 
     /// <summary>Records a graph's active features (its prompt of <paramref name="positions"/> tokens) for later estimates.</summary>
-    public void ObserveActivity(Graphs.ActiveFeatures active, int positions)
+    public void ObserveActivity(ActiveFeatures active, int positions)
     {
         var observed = ProfileOf(active, positions);
-        lock (activityLock) activity = observed.Max(activity!);
+        lock (activityLock) activity = observed.Max(activity);
     }
 
-    private ActivityProfile ProfileOf(Graphs.ActiveFeatures active, int positions) =>
+    private ActivityProfile ProfileOf(ActiveFeatures active, int positions) =>
         ActivityProfile.Of(active, positions, Replacement.NLayers, Math.Min(Replacement.SilencedPositions, positions));
 
     /// <summary>The estimated peak memory of a graph of <paramref name="positions"/> tokens with these settings.</summary>

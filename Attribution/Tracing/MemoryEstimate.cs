@@ -22,7 +22,7 @@ public sealed record ActivityProfile(double MeanPerPositionLayer, double Fullest
     }
 
     /// <summary>The larger of each figure: what the estimates assume after seeing both.</summary>
-    public ActivityProfile Max(ActivityProfile other) => other is null ? this
+    public ActivityProfile Max(ActivityProfile? other) => other is null ? this
         : new(Math.Max(MeanPerPositionLayer, other.MeanPerPositionLayer), Math.Max(FullestPerPositionLayer, other.FullestPerPositionLayer));
 }
 

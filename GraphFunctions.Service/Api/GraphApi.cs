@@ -374,8 +374,8 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         timeout.CancelAfter(TimeSpan.FromSeconds(seconds));
         try
         {
-            // Polled here rather than with WaitForInstanceCompletionAsync, whose provider-side wait
-            // answered a finished job up to a second or more late (docs/performance.md, "The host's overhead").
+            // Polled here rather than with WaitForInstanceCompletionAsync, whose wait on the Azure Storage
+            // provider answered a finished job late (~0.9 s a graph; docs/performance.md, "The host's overhead").
             while (true)
             {
                 var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: false, timeout.Token);
