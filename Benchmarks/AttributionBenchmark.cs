@@ -54,7 +54,7 @@ internal static class AttributionBenchmark
         var bareRuns = new List<double>();
         using var prompt = PreparedPrompt.Prepare(replacement, tokens);
         using var context = new AttributionContext(replacement, prompt, batch);
-        using var targets = LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, settings.MaxNLogits, settings.DesiredLogitProb);
+        using var targets = LogitTargets.For(prompt.LastLogits, replacement.Model.Unembedding, settings);
         for (int r = 0; r < repeats; r++)
         {
             var run = Attributor.Attribute(replacement, tokens, settings);

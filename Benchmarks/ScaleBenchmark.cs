@@ -135,7 +135,7 @@ internal static class ScaleBenchmark
         var tokens = model.Tokenize(request.Prompt);
         using var prompt = PreparedPrompt.Prepare(replacement, tokens);
         using var context = new AttributionContext(replacement, prompt, request.BatchSize);
-        using var targets = LogitTargets.Select(prompt.LastLogits, replacement.Model.Unembedding, request.MaxNLogits, request.DesiredLogitProb);
+        using var targets = LogitTargets.For(prompt.LastLogits, replacement.Model.Unembedding, request.Attribution);
         var plan = AttributionPlan.For(prompt.Active.Count, request.Attribution);
         long[] queue;
         using (var logitRows = AttributionPlan.LogitRows(context, targets))

@@ -42,7 +42,7 @@ public class RowPruningTests
         foreach (var (nodeThreshold, edgeThreshold) in Thresholds)
         {
             using var rows = Pruning.Prune(graph, nodeThreshold, edgeThreshold);
-            using var reference = SquareReference.Prune(graph, square, nodeThreshold, edgeThreshold);
+            var reference = SquareReference.Prune(graph, square, nodeThreshold, edgeThreshold);
             string at = $"node {nodeThreshold}, edge {edgeThreshold}";
             Assert.True(reference.NodeMask.SequenceEqual(rows.NodeMask), $"{at}: kept nodes differ");
             Assert.True(reference.Edges.SequenceEqual(Edges(graph, rows)), $"{at}: kept links differ");
@@ -80,10 +80,7 @@ public class RowPruningTests
     /// <summary>The method as it ran on the square adjacency matrix (circuit-tracer's prune_graph and graph scores).</summary>
     private static class SquareReference
     {
-        public sealed record Result(bool[] NodeMask, List<(int Target, int Source)> Edges, float[] CumulativeScores) : IDisposable
-        {
-            public void Dispose() { }
-        }
+        public sealed record Result(bool[] NodeMask, List<(int Target, int Source)> Edges, float[] CumulativeScores);
 
         public static Tensor Adjacency(AttributionGraph graph)
         {

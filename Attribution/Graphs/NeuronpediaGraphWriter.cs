@@ -128,9 +128,14 @@ public static class NeuronpediaGraphWriter
         foreach (int target in nodes)
         {
             int row = graph.RowOf(target);
-            using var weights = row >= 0 ? graph.Rows[row] : null;
+            float[]? weights = null;
+            if (row >= 0)
+            {
+                using var inputs = graph.Rows[row];
+                weights = inputs.data<float>().ToArray();
+            }
             foreach (int source in nodes)
-                links.Add((source, target, weights is not null && source < graph.SourceCount ? weights[source].item<float>() : 0f));
+                links.Add((source, target, weights is not null && source < graph.SourceCount ? weights[source] : 0f));
         }
         return links;
     }

@@ -70,16 +70,9 @@ public sealed class LogitTargets : IDisposable
         return new LogitTargets(ids, weights, directions.DetachFromDisposeScope());
     }
 
-    /// <summary>Salient next tokens from logits [vocab] (soft cap included) and the unembedding [vocab, d_model].</summary>
-    public static LogitTargets Select(Tensor logits, Tensor unembedding, int maxLogits, double desiredProbability)
-    {
-        var (ids, probs) = SalientTokens(logits, maxLogits, desiredProbability);
-        using var scope = NewDisposeScope();
-        using var index = tensor(ids, device: unembedding.device);
-        var mean = unembedding.mean([0], keepdim: true);
-        var demeaned = (unembedding.index_select(0, index) - mean).MoveToOuterDisposeScope();
-        return new LogitTargets(ids, probs, demeaned.DetachFromDisposeScope());
-    }
+    /// <summary>Salient next tokens from logits [vocab] (soft cap included) and the unembedding [vocab, d_model]: those tokens named.</summary>
+    public static LogitTargets Select(Tensor logits, Tensor unembedding, int maxLogits, double desiredProbability) =>
+        Named(logits, unembedding, [.. SalientTokens(logits, maxLogits, desiredProbability).Ids.Select(id => new TargetRequest(id))]);
 
     /// <summary>Top tokens by probability until the cumulative probability reaches the threshold.</summary>
     public static (long[] Ids, float[] Probabilities) SalientTokens(Tensor logits, int maxLogits, double desiredProbability)
