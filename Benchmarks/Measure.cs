@@ -13,20 +13,21 @@ internal static class Measure
     }
 
     /// <summary>Peak resident set size of this process so far (VmHWM), in MiB.</summary>
-    public static double PeakResidentMiB() => ProcStatusKiB("VmHWM") / 1024.0;
+    public static double PeakResidentMiB() => StatusMiB("self", "VmHWM");
 
-    /// <summary>Starts a new peak (VmHWM) for this process: Linux resets it on "5" written to clear_refs.</summary>
-    public static void ResetPeakResident() => File.WriteAllText("/proc/self/clear_refs", "5");
+    /// <summary>Starts a new peak (VmHWM) for a process: Linux resets it on "5" written to clear_refs.</summary>
+    public static void ResetPeakResident(string process = "self") => File.WriteAllText($"/proc/{process}/clear_refs", "5");
 
     /// <summary>Current resident set size (VmRSS), in MiB.</summary>
-    public static double ResidentMiB() => ProcStatusKiB("VmRSS") / 1024.0;
+    public static double ResidentMiB() => StatusMiB("self", "VmRSS");
 
-    private static long ProcStatusKiB(string field)
+    /// <summary>A figure of /proc/PROCESS/status in MiB ("VmHWM:\t10485760 kB": a tab, no space, from 10 GB); 0 when absent.</summary>
+    public static double StatusMiB(string process, string field)
     {
-        foreach (var line in File.ReadLines("/proc/self/status"))
+        foreach (var line in File.ReadLines($"/proc/{process}/status"))
         {
             if (line.StartsWith(field + ":", StringComparison.Ordinal))
-                return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);   // "VmHWM:\t10485760 kB": a tab, no space, from 10 GB
+                return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
         }
         return 0;
     }

@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["orchestration"] = OrchestrationBenchmark.RunAsync,
     ["scale"] = ScaleBenchmark.RunAsync,
     ["service-memory"] = ServiceMemoryBenchmark.RunAsync,
+    ["long-prompts"] = LongPromptBenchmark.RunAsync,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
