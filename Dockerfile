@@ -53,9 +53,10 @@ RUN dotnet publish GraphFunctions/GraphFunctions.csproj -c Release -p:TorchSharp
 # TorchSharp's native bridge loads unpatched (see Directory.Build.targets).
 # libc6-dev as in the official Functions images (it provides the unversioned libdl.so that native
 # gRPC loading asks for); libgomp1 is the OpenMP runtime libtorch_cpu links against.
+# libjemalloc2: the worker re-executes itself with it (NativeAllocator; docs/performance.md, "Memory").
 FROM nvidia/cuda:12.8.1-base-ubuntu24.04 AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libicu74 libssl3t64 tzdata libgomp1 libc6-dev \
+ && apt-get install -y --no-install-recommends ca-certificates libicu74 libssl3t64 tzdata libgomp1 libc6-dev libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*
 
 # .NET 10 runs the worker (GraphFunctions.dll); the Functions host is self-contained (.NET 8) and

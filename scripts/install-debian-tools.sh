@@ -2,11 +2,19 @@
 # Installs the named Debian packages whose command of the same name is missing (usage:
 # install-debian-tools.sh chromium curl jq). The tests drive system programs: browser downloads by
 # Puppeteer do not work offline, and the README tour's curl and jq lines run as written.
+# PACKAGE:LIBRARY names a package by a shared library it provides instead of a command
+# (libjemalloc2:libjemalloc.so.2, the hosts' allocator: docs/performance.md, "Memory").
 set -euo pipefail
 
+present() {
+  case "$1" in
+    *:*) /sbin/ldconfig -p | grep -q "${1#*:} " ;;
+    *) command -v "$1" > /dev/null ;;
+  esac
+}
 missing=()
 for tool in "$@"; do
-  command -v "$tool" > /dev/null || missing+=("$tool")
+  present "$tool" || missing+=("${tool%%:*}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -23,6 +31,6 @@ if ! "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]
   "${as_root[@]}" apt-get update -q > /dev/null
   "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" > /dev/null
 fi
-for tool in "${missing[@]}"; do
-  command -v "$tool" > /dev/null || { echo "install-debian-tools: apt-get finished but $tool is not on PATH" >&2; exit 1; }
+for tool in "$@"; do
+  present "$tool" || { echo "install-debian-tools: apt-get finished but ${tool#*:} is not installed" >&2; exit 1; }
 done

@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-viewer.sh   # the viewer's scripts (d3, the schema validator), copied beside the app by the build
+# jemalloc: the host re-executes itself with it (NativeAllocator; docs/performance.md, "Memory").
+scripts/install-debian-tools.sh libjemalloc2:libjemalloc.so.2
 dotnet build GraphFunctions.LocalHost -c Release --nologo -v quiet
 # The Durable dispatcher caps concurrent work at the processor count; let fan-out run.
 export DOTNET_PROCESSOR_COUNT="${DOTNET_PROCESSOR_COUNT:-8}"

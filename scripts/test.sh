@@ -24,7 +24,7 @@ if $fast; then
 else
   target=GraphFunctions.slnx
   scripts/install-viewer.sh
-  scripts/install-debian-tools.sh chromium curl jq   # the browser tests and the README tour
+  scripts/install-debian-tools.sh chromium curl jq libjemalloc2:libjemalloc.so.2   # the browser tests, the README tour, the hosts' allocator
   scripts/test-services.sh start
   trap 'scripts/test-services.sh stop' EXIT
 fi

@@ -39,6 +39,10 @@ public sealed class ReadyLineTests : IDisposable
             host.Lines.Where(l => l.Contains(LocalHostApp.ReadyAnnouncement, StringComparison.Ordinal)));
         using var docs = await probe.GetAsync(new Uri($"{address}/docs"));
         Assert.True(docs.IsSuccessStatusCode, $"{address}/docs: {(int)docs.StatusCode}");
+        // Its allocator: with jemalloc installed (scripts/test.sh installs it, as run.sh does) the host
+        // re-executed itself with it, keeping its pid; without it, the C library's.
+        bool mapsJemalloc = File.ReadLines($"/proc/{host.Id}/maps").Any(l => l.Contains("libjemalloc.so.2", StringComparison.Ordinal));
+        Assert.Equal(Attribution.NativeAllocator.Installed is not null, mapsJemalloc);
     }
 
     [Fact]
