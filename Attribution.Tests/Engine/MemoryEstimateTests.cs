@@ -70,12 +70,34 @@ public class MemoryEstimateTests
     }
 
     [Fact]
-    public void Without_a_setting_the_cpu_limit_is_the_machines_and_a_gpu_has_none()
+    public void Without_a_setting_the_limit_is_the_devices_memory()
     {
         var cpu = MemoryLimit.Resolve(null, "MEMORY_LIMIT_GB", "cpu");
         Assert.NotNull(cpu);
         Assert.InRange(cpu.Gb, 0.5, 1e6);
-        Assert.Null(MemoryLimit.Resolve(null, "MEMORY_LIMIT_GB", "cuda"));
-        Assert.Equal(("MEMORY_LIMIT_GB", 2.5), (MemoryLimit.Resolve(2.5, "MEMORY_LIMIT_GB", "cuda")!.Source, MemoryLimit.Resolve(2.5, "MEMORY_LIMIT_GB", "cuda")!.Gb));
+
+        // A CUDA device's memory as its driver reports it, by the device's index (cuda = cuda:0).
+        var asked = new List<int>();
+        long? Driver(int index)
+        {
+            asked.Add(index);
+            return index == 1 ? 81_559 : null;   // an H100's "81559" MiB on the second card only
+        }
+        var second = MemoryLimit.Resolve(null, "MEMORY_LIMIT_GB", "cuda:1", Driver);
+        Assert.Equal((81_559L * 1024 * 1024, "the memory of GPU 1, as its driver reports it"), (second!.Bytes, second.Source));
+        Assert.Null(MemoryLimit.Resolve(null, "MEMORY_LIMIT_GB", "cuda", Driver));   // unreadable: no check
+        Assert.Equal([1, 0], asked);
+
+        // The setting wins over the device.
+        var configured = MemoryLimit.Resolve(2.5, "MEMORY_LIMIT_GB", "cuda", Driver);
+        Assert.Equal(("MEMORY_LIMIT_GB", 2.5), (configured!.Source, configured.Gb));
+        Assert.Equal([1, 0], asked);
     }
+
+    [Theory]
+    [InlineData("81559\n", 81_559L)]
+    [InlineData(" 24576 \n 24576\n", 24_576L)]
+    [InlineData("[N/A]\n", null)]
+    [InlineData("", null)]
+    public void The_drivers_answer_is_read_in_MiB(string output, long? mib) => Assert.Equal(mib, MemoryLimit.ParseMiB(output));
 }

@@ -59,6 +59,9 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Ter
 
     public double PeakGb => PeakBytes / 1e9;
 
+    /// <summary>This estimate with one more term held throughout (a host's own memory).</summary>
+    public MemoryEstimate With(string term, long bytes) => this with { Terms = [.. Terms, (term, bytes)] };
+
     /// <summary>E.g. "9.1 GB (weights 0.6, attention patterns 1.6, …)".</summary>
     public string Describe() => $"{Gb(PeakBytes)} GB ({string.Join(", ", Terms.Select(t => $"{t.Term} {Gb(t.Bytes)}"))})";
 

@@ -21,7 +21,7 @@ public sealed record ServiceOptions
 
     /// <summary>
     /// The memory a graph may need, checked against its estimate before the job starts: MEMORY_LIMIT_GB,
-    /// else the CPU's (container or machine); null on a GPU without the setting.
+    /// else the device's (the CPU's container or machine, a GPU's as its driver reports it); null when unreadable.
     /// </summary>
     public MemoryLimit? MemoryLimit { get; init; }
     public TimeSpan SteerWait { get; init; } = TimeSpan.FromSeconds(30);

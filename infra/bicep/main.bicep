@@ -100,8 +100,8 @@ param computeDtype string = 'bfloat16'
 @minValue(1)
 param tokenLimit int = 64
 
-@description('MEMORY_LIMIT_GB: graphs whose estimated peak memory is above this are refused before they start; the GPU\'s memory (the A100 profile: 80, T4: 16).')
-param memoryLimitGb string = '80'
+@description('MEMORY_LIMIT_GB: graphs whose estimated peak memory is above this are refused before they start; empty: the GPU\'s memory as its driver reports it.')
+param memoryLimitGb string = ''
 
 @description('SIGNED_URL_ALLOWED_HOSTS: hosts that signed_url uploads may go to (comma separated); empty allows none.')
 param signedUrlAllowedHosts string = ''
