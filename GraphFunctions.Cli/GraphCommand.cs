@@ -30,11 +30,12 @@ internal static class GraphCommand
         var targetIds = new Option<long[]>("--target-id") { Description = "A token to attribute from, by id (repeatable)" };
         var minusToken = new Option<string?>("--minus") { Description = "With one --target or --target-id: attribute from the logit difference target − this token (e.g. \" London\")" };
         var minusId = new Option<long?>("--minus-id") { Description = "As --minus, by the token's id" };
-        var memoryLimit = new Option<double?>("--memory-limit-gb") { Description = "Refuse a graph whose estimated peak memory is above this; default: this machine's (or container's) memory on the CPU, no check on a GPU" };
+        var memoryLimit = new Option<double?>("--memory-limit-gb") { Description = "Refuse a graph whose estimated peak memory is above this; default: the device's memory (the machine's or container's on the CPU, a GPU's as its driver reports it)" };
+        var headLoadings = new Option<bool>(RequestSchema.HeadLoadings.OptionName) { Description = RequestSchema.HeadLoadings.Description };
 
         var command = new Command("graph", "Attribute a prompt and write its Neuronpedia graph JSON")
         {
-            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId, memoryLimit,
+            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId, memoryLimit, headLoadings,
         };
         foreach (var option in graphSettings.All) command.Options.Add(option);
         command.SetAction(async (parse, cancellation) =>
@@ -57,7 +58,8 @@ internal static class GraphCommand
             using var loaded = await LoadedModel.LoadAsync(settings, hub, log, cancellation);
             Console.WriteLine(TorchInfo.Describe());
 
-            var request = GraphRequest.FromSettings(parse.GetValue(prompt)!, parse.GetValue(slug)!, graphSettings.Integers(parse), graphSettings.Numbers(parse));
+            var request = GraphRequest.FromSettings(parse.GetValue(prompt)!, parse.GetValue(slug)!, graphSettings.Integers(parse), graphSettings.Numbers(parse))
+                with { HeadLoadings = parse.GetValue(headLoadings) };
             var specs = (parse.GetValue(targetTokens) ?? []).Select(t => new TargetSpec(Token: t))
                 .Concat((parse.GetValue(targetIds) ?? []).Select(id => new TargetSpec(TokenId: id))).ToList();
             string? minus = parse.GetValue(minusToken);

@@ -17,6 +17,7 @@ public static class GraphPipeline
 {
     public const string PrunePhase = "prune";
     public const string JsonPhase = "json";
+    public const string HeadLoadingsPhase = "head loadings";
 
     public static GraphSummary Generate(LoadedModel model, GraphRequest request, Stream output, IProgress<AttributionProgress>? progress = null, GeneratorInfo? generator = null)
     {
@@ -40,10 +41,33 @@ public static class GraphPipeline
         using var pruning = timings.Time(PrunePhase, () => Pruning.Prune(graph, request.NodeThreshold, request.EdgeThreshold));
         var scores = timings.Time(PrunePhase, () => GraphScores.Compute(graph));
         var metadata = Metadata(model, graph, request, scores, generator ?? GeneratorInfo.Default);
+        var heads = request.HeadLoadings ? timings.Time(HeadLoadingsPhase, () => LinkHeads(model, graph, pruning, request)) : null;
         var clock = Stopwatch.StartNew();
-        NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id));
+        NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id), heads);
         timings.Add(JsonPhase, clock.Elapsed.TotalSeconds);
         return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores, metadata.Warnings);
+    }
+
+    /// <summary>
+    /// The head loadings of every kept link (docs/algorithm.md §10), by (source, target) graph node. The
+    /// prompt is prepared again (the attribution's own is gone by now, on another worker perhaps): the
+    /// same tokens give the same active features and logit targets.
+    /// </summary>
+    public static Dictionary<(int Source, int Target), EdgeHeads> LinkHeads(LoadedModel model, AttributionGraph graph, PruneResult pruning, GraphRequest request)
+    {
+        var replacement = model.Replacement;
+        using var prompt = PreparedPrompt.Prepare(replacement, graph.InputTokens);
+        using var targets = LogitTargets.For(prompt.LastLogits, replacement.Model.Unembedding, request.Attribution);
+        if (!targets.TokenIds.SequenceEqual(graph.LogitTokens) || prompt.Active.Count != graph.Active.Count)
+            throw new InvalidOperationException("the prompt prepared again does not match the graph's (active features or logit targets differ)");
+        var promptLayout = new NodeLayout(prompt.Active.Count, graph.NLayers, graph.NPos, targets.Count);
+        // Graph nodes → the prompt's layout: selected features to their active index, the rest shifted past every active feature.
+        int InPrompt(int node) => node < graph.FeatureCount ? (int)graph.SelectedFeatures[node]
+            : node < graph.LogitStart ? node - graph.FeatureCount + promptLayout.ErrorStart
+            : node - graph.LogitStart + promptLayout.LogitStart;
+        var links = NeuronpediaGraphWriter.KeptLinks(graph, pruning).Where(l => graph.RowOf(l.Target) >= 0 && l.Source < graph.SourceCount).ToList();
+        var loadings = HeadLoadings.Compute(replacement, prompt, targets, [.. links.Select(l => (InPrompt(l.Target), InPrompt(l.Source)))], request.BatchSize);
+        return links.Select((link, i) => (link, i)).ToDictionary(x => (x.link.Source, x.link.Target), x => loadings[x.i]);
     }
 
     public static GraphMetadata Metadata(LoadedModel model, AttributionGraph graph, GraphRequest request, GraphScores scores, GeneratorInfo generator) => new()

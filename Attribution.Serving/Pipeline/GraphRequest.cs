@@ -17,6 +17,9 @@ public sealed record GraphRequest
     public int UpdateInterval { get; init; } = RequestSchema.UpdateInterval.DefaultValue;
     public string? UserId { get; init; }
 
+    /// <summary>Whether every kept link gets its head loadings (docs/algorithm.md §10): off by default, it costs a pass per batch of targets.</summary>
+    public bool HeadLoadings { get; init; }
+
     /// <summary>The attribution targets asked for (token ids, resolved by <see cref="TargetResolution"/>); null: the salient logits.</summary>
     public IReadOnlyList<TargetRequest>? Targets { get; init; }
 

@@ -51,8 +51,11 @@ public static class NeuronpediaGraphWriter
     private static readonly JsonEncodedText SourceName = JsonEncodedText.Encode("source");
     private static readonly JsonEncodedText TargetName = JsonEncodedText.Encode("target");
     private static readonly JsonEncodedText WeightName = JsonEncodedText.Encode("weight");
+    private static readonly JsonEncodedText HeadLoadingsName = JsonEncodedText.Encode("head_loadings");
 
-    public static void Write(Stream output, AttributionGraph graph, PruneResult pruning, GraphMetadata metadata, Func<long, string> decodeToken)
+    /// <param name="heads">Head loadings of links by (source, target) node, written on those links (docs/graph-format.md); null: none.</param>
+    public static void Write(Stream output, AttributionGraph graph, PruneResult pruning, GraphMetadata metadata, Func<long, string> decodeToken,
+        IReadOnlyDictionary<(int Source, int Target), Tracing.EdgeHeads>? heads = null)
     {
         var nodes = KeptNodes(graph, pruning);
         var links = KeptLinks(graph, pruning, nodes);
@@ -82,6 +85,7 @@ public static class NeuronpediaGraphWriter
             json.WriteString(SourceName, ids[link.Source]);
             json.WriteString(TargetName, ids[link.Target]);
             json.WriteNumber(WeightName, link.Weight);
+            if (heads is not null && heads.TryGetValue((link.Source, link.Target), out var loadings)) WriteHeadLoadings(json, loadings);
             json.WriteEndObject();
             if (json.BytesPending > 1 << 16) json.Flush();
         }
@@ -89,6 +93,31 @@ public static class NeuronpediaGraphWriter
         json.WriteEndObject();
         json.Flush();
     }
+
+    /// <summary>{"direct": …, "heads": [[layer, head, part], …] (the largest few by |part|), "rest": the other heads' sum}.</summary>
+    private static void WriteHeadLoadings(Utf8JsonWriter json, Tracing.EdgeHeads loadings)
+    {
+        json.WriteStartObject(HeadLoadingsName);
+        json.WriteNumber("direct", loadings.Direct);
+        json.WriteStartArray("heads");
+        double reported = 0;
+        foreach (var (layer, head, part) in loadings.Ranked().Take(Tracing.HeadLoadings.ReportedHeads).Where(h => h.Part != 0))
+        {
+            json.WriteStartArray();
+            json.WriteNumberValue(layer);
+            json.WriteNumberValue(head);
+            json.WriteNumberValue(part);
+            json.WriteEndArray();
+            reported += part;
+        }
+        json.WriteEndArray();
+        json.WriteNumber("rest", loadings.Total - loadings.Direct - reported);
+        json.WriteEndObject();
+    }
+
+    /// <summary>The kept links, (source, target, weight), as <see cref="Write"/> writes them.</summary>
+    public static List<(int Source, int Target, float Weight)> KeptLinks(AttributionGraph graph, PruneResult pruning) =>
+        KeptLinks(graph, pruning, KeptNodes(graph, pruning));
 
     /// <summary>The Neuronpedia viewer's display form of a token: newlines, tabs and returns made visible.</summary>
     public static string DisplayToken(string token) => token.Replace("\n", "⏎", StringComparison.Ordinal)

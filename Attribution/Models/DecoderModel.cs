@@ -50,6 +50,9 @@ public sealed class DecoderModel : IDisposable
     /// <summary>Norms and softmax run in float32 as in the reference, or float64 for a float64 model.</summary>
     private ScalarType NormType => DType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
+    /// <summary>A layer's value projection, [kv_heads × head_dim, d_model]: kv head g reads rows g·head_dim onwards.</summary>
+    public Tensor ValueWeight(int layer) => blocks[layer].Value;
+
     /// <summary>Unembedding vectors, one row per vocabulary entry: [vocab, d_model].</summary>
     public Tensor Unembedding => unembedding;
 
@@ -152,10 +155,15 @@ public sealed class DecoderModel : IDisposable
     {
         var block = blocks[layer];
         var attentionIn = RmsNorm(h, block.InputNorm, layer, NormPoint.AttentionInput, policy).Output;
-        var attention = Attention(layer, block, attentionIn, policy, span, cache);
-        if (block.AttentionOutputNorm is not null)
-            attention = RmsNorm(attention, block.AttentionOutputNorm, layer, NormPoint.AttentionOutput, policy).Output;
-        var residMid = h + attention;
+        policy.OnAttentionInput(layer, attentionIn);
+        var residMid = h;
+        if (!policy.SkipsAttention)
+        {
+            var attention = Attention(layer, block, attentionIn, policy, span, cache);
+            if (block.AttentionOutputNorm is not null)
+                attention = RmsNorm(attention, block.AttentionOutputNorm, layer, NormPoint.AttentionOutput, policy).Output;
+            residMid = h + attention;
+        }
 
         var (mlpIn, normalized) = RmsNorm(residMid, block.MlpInputNorm, layer, NormPoint.MlpInput, policy);
         var read = policy.ReadAt switch
@@ -229,7 +237,7 @@ public sealed class DecoderModel : IDisposable
                 .transpose(1, 2)
                 .reshape(batch, positions, heads * headDim);
         }
-        return F.linear(mixed, block.Output, block.OutputBias);
+        return F.linear(policy.AttentionHeads(layer, mixed), block.Output, block.OutputBias);
     }
 
     private Tensor Keys(int layer, Block block, Tensor x, PositionSpan span)

@@ -63,8 +63,19 @@ public class RunPolicy
     /// <summary>The norm's inverse root-mean-square, [batch, positions, 1] in float32.</summary>
     public virtual Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) => compute();
 
+    /// <summary>Whether the blocks' attention sublayers are left out (the residual stream passes them unchanged).</summary>
+    public virtual bool SkipsAttention => false;
+
     /// <summary>Post-softmax attention weights, [batch, heads, queries, keys].</summary>
     public virtual Tensor AttentionPattern(int layer, Func<Tensor> compute) => compute();
+
+    /// <summary>The normed input of a layer's attention, [batch, positions, d_model]: what its queries, keys and values read.</summary>
+    public virtual void OnAttentionInput(int layer, Tensor normed)
+    {
+    }
+
+    /// <summary>The heads' mixed values before the output projection, [batch, positions, heads × head_dim]; a policy may add to them.</summary>
+    public virtual Tensor AttentionHeads(int layer, Tensor mixed) => mixed;
 
     /// <summary>The transcoder input of a layer (the tensor at <see cref="ReadAt"/>).</summary>
     public virtual void OnRead(int layer, Tensor read)

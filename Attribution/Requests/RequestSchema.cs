@@ -80,6 +80,8 @@ public static class RequestSchema
     public static readonly FlagField Compress = new("compress", false, "Gzip the uploaded graph (Content-Encoding: gzip).");
     public static readonly FlagField Blob = new("blob", false, "Upload the graph to the configured Azure Blob container.");
     public static readonly TextField UserId = new("user_id", 256, "Who asked: the graph's info.creator_name.");
+    public static readonly FlagField HeadLoadings = new("head_loadings", false,
+        "Split every kept link's weight by the attention head its paths first pass through: links gain head_loadings {direct, heads: [[layer, head, weight], …] (the 3 largest), rest}, exact (docs/algorithm.md §10).");
     public static readonly IntegerField WaitSeconds = new("wait_seconds", 220, 0, 3600,
         "How long the request waits for the job before answering 202 (also a query parameter; 0 or the header 'Prefer: respond-async': at once). Default: the GRAPH_WAIT_SECONDS setting.");
 
@@ -117,7 +119,7 @@ public static class RequestSchema
     public static IReadOnlyList<RequestField> GenerateGraph { get; } =
     [
         Prompt, Messages, ModelId, BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, SlugIdentifier, MaxFeatureNodes,
-        SignedUrl, Compress, Blob, UserId, WaitSeconds, AttributionTargets,
+        SignedUrl, Compress, Blob, UserId, WaitSeconds, AttributionTargets, HeadLoadings,
     ];
 
     /// <summary>POST /steer.</summary>

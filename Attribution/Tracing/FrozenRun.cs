@@ -44,6 +44,28 @@ public sealed class FrozenRun : RunPolicy, IDisposable
 
     public Tensor FinalResidual { get; private set; } = null!;
 
+    /// <summary>What is added to each layer's mixed head values (gradient leaves for head loadings); null: nothing.</summary>
+    public Tensor?[]? HeadDeltas { get; init; }
+
+    /// <summary>
+    /// Attention contributes nothing: no position reads another, and the run follows only the
+    /// same-position paths (residual, skip) — the "no attention hop" part of head loadings
+    /// (<see cref="HeadLoadings"/>). Its output bias is left out too: a constant, it cancels in
+    /// the differences head loadings take.
+    /// </summary>
+    public bool AttentionOff { get; init; }
+
+    public override bool SkipsAttention => AttentionOff;
+
+    /// <summary>Each layer's normed attention input, kept when <see cref="RecordsAttentionInputs"/>.</summary>
+    public Tensor?[] AttentionInputs { get; private set; } = [];
+
+    public bool RecordsAttentionInputs
+    {
+        get => AttentionInputs.Length > 0;
+        init => AttentionInputs = value ? new Tensor?[clean.Patterns.Length] : [];
+    }
+
     public override ReadHook ReadAt => transcoders.ReadAt;
 
     public override WriteHook WriteAt => transcoders.WriteAt;
@@ -51,6 +73,13 @@ public sealed class FrozenRun : RunPolicy, IDisposable
     public override Tensor NormScale(int layer, NormPoint point, Func<Tensor> compute) => clean.Scale(layer, point);
 
     public override Tensor AttentionPattern(int layer, Func<Tensor> compute) => clean.Patterns[layer];
+
+    public override void OnAttentionInput(int layer, Tensor normed)
+    {
+        if (RecordsAttentionInputs) AttentionInputs[layer] = normed.DetachFromDisposeScope();
+    }
+
+    public override Tensor AttentionHeads(int layer, Tensor mixed) => HeadDeltas?[layer] is { } delta ? mixed + delta : mixed;
 
     /// <summary>
     /// The batched forward pass of attribution holds batch_size copies of every intermediate; freeing
@@ -74,6 +103,7 @@ public sealed class FrozenRun : RunPolicy, IDisposable
     {
         foreach (var t in owned) t.Dispose();
         foreach (var read in Reads) read?.Dispose();
+        foreach (var input in AttentionInputs) input?.Dispose();
         FinalResidual?.Dispose();
     }
 }

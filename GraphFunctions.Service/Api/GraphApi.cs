@@ -34,6 +34,13 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// <summary>The most instances one scan of the task hub reads (<see cref="NewestJobsAsync"/>).</summary>
     public const int ScannedJobs = 1000;
 
+    /// <summary>
+    /// The service's memory beyond the CLI's for the same graph, added to every job's estimate: ASP.NET,
+    /// the Durable worker and its sidecar, the storage clients, row blocks passing through the workspace
+    /// (docs/performance.md, "Memory estimate": the service's peak was 0.15–0.29 GB above the CLI's).
+    /// </summary>
+    public const long ServiceHostBytes = 400_000_000;
+
     private static readonly string[] RunningStatuses =
         [nameof(OrchestrationRuntimeStatus.Pending), nameof(OrchestrationRuntimeStatus.Running), nameof(OrchestrationRuntimeStatus.Suspended)];
 
@@ -54,7 +61,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         string slug = fields.Read(RequestSchema.SlugIdentifier) is { Length: > 0 } given ? given : NewSlug();
         var graphRequest = GraphRequest.FromSettings(prompt ?? "", slug,
             whole: field => field == RequestSchema.UpdateInterval ? options.UpdateInterval : fields.Read(field),
-            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId), Targets = Targets(fields, model) };
+            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId), Targets = Targets(fields, model), HeadLoadings = fields.Read(RequestSchema.HeadLoadings) };
         if (!SlugPattern().IsMatch(graphRequest.Slug))
             fields.Fail("slug_identifier may only use letters, digits, '.', '_' and '-', and may not start with '.'");
         string? signedUrl = fields.Read(RequestSchema.SignedUrl);
@@ -68,7 +75,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
         // Before any work: a job that cannot fit is refused with its estimate, not run out of memory.
-        var estimate = model.EstimateMemory(tokens!.Length, graphRequest.Attribution);
+        var estimate = model.EstimateMemory(tokens!.Length, graphRequest.Attribution).With("service host", ServiceHostBytes);
         if (options.MemoryLimit?.Refusal(estimate) is { } tooLarge) return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, tooLarge);
 
         var job = new GraphJob(graphRequest.Slug, graphRequest, tokens, signedUrl, compress, toBlob, options.BatchesPerActivity, RunId: Guid.NewGuid().ToString("N"),
