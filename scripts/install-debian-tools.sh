@@ -8,7 +8,7 @@ set -euo pipefail
 
 present() {
   case "$1" in
-    *:*) /sbin/ldconfig -p | grep -q "${1#*:} " ;;
+    *:*) /sbin/ldconfig -p | grep "${1#*:} " > /dev/null ;;   # not -q: an early exit would fail the pipe (pipefail)
     *) command -v "$1" > /dev/null ;;
   esac
 }
