@@ -3,6 +3,7 @@ namespace GraphFunctions.Tests.Viewer;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Attribution.Requests;
 using GraphFunctions.Api;
 using GraphFunctions.Orchestration;
@@ -330,6 +331,48 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         output.WriteLine($"5,000 nodes / 75,000 edges: first draw {renderMs} ms, click to highlighted frame {clickMs:0} ms, edge filter to redrawn frame {filterMs:0} ms, "
             + $"pruning slider {pruningMs:0} ms, three shift-clicks to a scored subgraph {subgraphMs:0} ms");
         await page.ScreenshotAsync(Browser.ArtifactPath("viewer-graph-5000.png"));
+        Assert.Empty(errors);
+    }
+
+    /// <summary>A graph made with head_loadings: a selected node's input links say which heads carried them, as text.</summary>
+    [Fact]
+    public async Task A_selected_nodes_links_name_the_heads_that_carried_them()
+    {
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await using var _ = page;
+        var (json, links) = SyntheticGraph(layers: 3, positions: 4, nodes: 40, edges: 60, seed: 7);
+        var graph = JsonNode.Parse(json)!;
+        // Node A's inputs carry markup in their loadings (a file's fields are shown as text); node B's are plain.
+        string nodeA = links[0].Target, nodeB = links.First(l => l.Target != nodeA).Target;
+        foreach (var link in graph["links"]!.AsArray())
+        {
+            string layer = (string)link!["target"]! == nodeA ? "\"<b>2</b>\"" : "2";
+            link["head_loadings"] = JsonNode.Parse($$"""{"direct": 0.25, "heads": [[{{layer}}, 1, 0.5], [0, 3, -0.125]], "rest": 0.75}""");
+        }
+        await page.SetRequestInterceptionAsync(true);
+        page.Request += async (_, e) =>
+        {
+            if (e.Request.Url.EndsWith("/jobs/heads/result", StringComparison.Ordinal))
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph.ToJsonString() });
+            else if (e.Request.Url.EndsWith("/jobs/heads/annotations", StringComparison.Ordinal))
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = """{"clerps": [], "pinnedIds": [], "supernodes": []}""" });
+            else await e.Request.ContinueAsync();
+        };
+        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.GoToAsync(Url("/graphs/heads"));
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
+
+        const string Click = "id => document.querySelector(`#nodes [data-id=\"${id}\"]`).dispatchEvent(new MouseEvent('click', { bubbles: true }))";
+        const string Shown = "[...document.querySelectorAll('#node-details .links li .heads')].map(s => s.textContent)";
+        await page.EvaluateFunctionAsync(Click, nodeB);
+        var plain = await page.EvaluateExpressionAsync<string[]>(Shown);
+        Assert.NotEmpty(plain);
+        Assert.Contains("via L2.H1 0.500, L0.H3 -0.125, other heads 0.750, no head 0.250", plain);
+
+        await page.EvaluateFunctionAsync(Click, nodeA);
+        var marked = await page.EvaluateExpressionAsync<string[]>(Shown);
+        Assert.Contains(marked, text => text.StartsWith("via L<b>2</b>.H1", StringComparison.Ordinal));
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#node-details .links li .heads b').length"));
         Assert.Empty(errors);
     }
 

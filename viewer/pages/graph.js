@@ -417,8 +417,20 @@ function linkList(title, links, other) {
       const node = state.byId.get(other(link));
       return el('li', {},
         el('button', { type: 'button', class: 'link', title: node.node_id, onclick: () => select(node.node_id) }, label(node)),
-        el('span', { class: link.weight >= 0 ? 'weight positive' : 'weight negative' }, num(link.weight)));
+        el('span', { class: link.weight >= 0 ? 'weight positive' : 'weight negative' }, num(link.weight)),
+        link.head_loadings ? headLoadings(link.head_loadings) : null);
     })));
+}
+
+/**
+ * Which heads carried a link (the graph was made with head_loadings): its weight split by the
+ * attention head its paths first pass through — the largest heads, the rest, and the part through
+ * no head (same position only). docs/algorithm.md §10.
+ */
+function headLoadings(loadings) {
+  const heads = (loadings.heads ?? []).map(([layer, head, part]) => `L${layer}.H${head} ${num(part)}`);
+  const parts = [...heads, `other heads ${num(loadings.rest ?? 0)}`, `no head ${num(loadings.direct ?? 0)}`];
+  return el('span', { class: 'heads', title: 'The weight split by the attention head its paths first pass through' }, `via ${parts.join(', ')}`);
 }
 
 function showNode() {
