@@ -268,18 +268,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
         var (page, errors) = await fixture.Browser.NewPageAsync();
         await using var _ = page;
         var (graph, links) = SyntheticGraph(layers: 26, positions: 64, nodes: 5000, edges: 75000, seed: 5);
-        await page.SetRequestInterceptionAsync(true);
-        page.Request += async (_, e) =>
-        {
-            if (e.Request.Url.EndsWith("/jobs/big/result", StringComparison.Ordinal))
-                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph });
-            else if (e.Request.Url.EndsWith("/jobs/big/annotations", StringComparison.Ordinal))
-                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = """{"clerps": [], "pinnedIds": [], "supernodes": []}""" });
-            else await e.Request.ContinueAsync();
-        };
-        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
-        await page.GoToAsync(Url("/graphs/big"));
-        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
+        await OpenServedGraphAsync(page, "big", graph);
         Assert.Equal(5000, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#nodes .node').length"));
         // The metadata's warnings are listed as text (markup in them stays text).
         Assert.Equal(SyntheticWarnings, await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#metadata-warnings li')].map(li => li.textContent)"));
@@ -349,18 +338,7 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
             string layer = (string)link!["target"]! == nodeA ? "\"<b>2</b>\"" : "2";
             link["head_loadings"] = JsonNode.Parse($$"""{"direct": 0.25, "heads": [[{{layer}}, 1, 0.5], [0, 3, -0.125]], "rest": 0.75}""");
         }
-        await page.SetRequestInterceptionAsync(true);
-        page.Request += async (_, e) =>
-        {
-            if (e.Request.Url.EndsWith("/jobs/heads/result", StringComparison.Ordinal))
-                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph.ToJsonString() });
-            else if (e.Request.Url.EndsWith("/jobs/heads/annotations", StringComparison.Ordinal))
-                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = """{"clerps": [], "pinnedIds": [], "supernodes": []}""" });
-            else await e.Request.ContinueAsync();
-        };
-        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
-        await page.GoToAsync(Url("/graphs/heads"));
-        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
+        await OpenServedGraphAsync(page, "heads", graph.ToJsonString());
 
         const string Click = "id => document.querySelector(`#nodes [data-id=\"${id}\"]`).dispatchEvent(new MouseEvent('click', { bubbles: true }))";
         const string Shown = "[...document.querySelectorAll('#node-details .links li .heads')].map(s => s.textContent)";
@@ -446,6 +424,23 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
     private static readonly string[] SyntheticWarnings = ["'<b>t3</b>' (position 3) never occurred in synthetic's training text", "and 2 more tokens"];
 
     /// <summary>A graph JSON in the service's layout with random features and edges that run upwards.</summary>
+    /// <summary>Opens /graphs/{slug} with the job's result answered by <paramref name="graph"/> (and no annotations), and waits for the drawing.</summary>
+    private async Task OpenServedGraphAsync(IPage page, string slug, string graph)
+    {
+        await page.SetRequestInterceptionAsync(true);
+        page.Request += async (_, e) =>
+        {
+            if (e.Request.Url.EndsWith($"/jobs/{slug}/result", StringComparison.Ordinal))
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = graph });
+            else if (e.Request.Url.EndsWith($"/jobs/{slug}/annotations", StringComparison.Ordinal))
+                await e.Request.RespondAsync(new ResponseData { Status = HttpStatusCode.OK, ContentType = "application/json", Body = """{"clerps": [], "pinnedIds": [], "supernodes": []}""" });
+            else await e.Request.ContinueAsync();
+        };
+        await page.EvaluateExpressionOnNewDocumentAsync($"localStorage.setItem('graphfunctions-secret', '{LocalService.Secret}')");
+        await page.GoToAsync(Url($"/graphs/{slug}"));
+        await page.WaitForFunctionAsync("() => document.body.dataset.ready === 'true'", new WaitForFunctionOptions { Timeout = 120_000 });
+    }
+
     private static (string Json, List<(string Source, string Target)> Links) SyntheticGraph(int layers, int positions, int nodes, int edges, int seed)
     {
         var random = new Random(seed);
