@@ -20,12 +20,6 @@ internal static class OrchestrationBenchmark
     // About 32 tokens of the bundled byte-level tokenizer, as in the engine benchmark.
     private const string Prompt = "The quick brown fox jumps over the lazy dog";
 
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
-    }
-
     public static async Task<int> RunAsync(string[] args)
     {
         Console.WriteLine($"machine: {Measure.Machine()}; {TorchInfo.Describe()}");
@@ -57,7 +51,7 @@ internal static class OrchestrationBenchmark
             ["TRANSCODER_SET"] = transcoderConfig, ["WORKSPACE_PATH"] = Path.Combine(work, "workspace"),
             ["UPDATE_INTERVAL"] = updateInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), ["TOKEN_LIMIT"] = "4096",
             ["DURABLE_STORAGE"] = durable, ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["DURABLE_TASK_HUB"] = $"bench{Environment.ProcessId}",
-            ["BATCHES_PER_ACTIVITY"] = Option(args, "--batches-per-activity", 8).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["BATCHES_PER_ACTIVITY"] = options.Text("--batches-per-activity", "8"),
         }, meter.Register);
         await app.StartAsync();
         // Direct and hosted runs alternate on the host's own loaded model, so both see the same machine

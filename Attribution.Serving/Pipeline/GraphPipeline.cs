@@ -41,19 +41,20 @@ public static class GraphPipeline
         using var pruning = timings.Time(PrunePhase, () => Pruning.Prune(graph, request.NodeThreshold, request.EdgeThreshold));
         var scores = timings.Time(PrunePhase, () => GraphScores.Compute(graph));
         var metadata = Metadata(model, graph, request, scores, generator ?? GeneratorInfo.Default);
-        var heads = request.HeadLoadings ? timings.Time(HeadLoadingsPhase, () => LinkHeads(model, graph, pruning, request)) : null;
         var clock = Stopwatch.StartNew();
-        NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id), heads);
-        timings.Add(JsonPhase, clock.Elapsed.TotalSeconds);
+        NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id),
+            request.HeadLoadings ? links => timings.Time(HeadLoadingsPhase, () => LinkHeads(model, graph, links, request)) : null);
+        timings.Add(JsonPhase, clock.Elapsed.TotalSeconds - timings[HeadLoadingsPhase]);
         return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores, metadata.Warnings);
     }
 
     /// <summary>
-    /// The head loadings of every kept link (docs/algorithm.md §10), by (source, target) graph node. The
+    /// The head loadings of the kept links (docs/algorithm.md §10), by (source, target) graph node. The
     /// prompt is prepared again (the attribution's own is gone by now, on another worker perhaps): the
     /// same tokens give the same active features and logit targets.
     /// </summary>
-    public static Dictionary<(int Source, int Target), EdgeHeads> LinkHeads(LoadedModel model, AttributionGraph graph, PruneResult pruning, GraphRequest request)
+    public static Dictionary<(int Source, int Target), EdgeHeads> LinkHeads(LoadedModel model, AttributionGraph graph,
+        IReadOnlyList<(int Source, int Target, float Weight)> keptLinks, GraphRequest request)
     {
         var replacement = model.Replacement;
         using var prompt = PreparedPrompt.Prepare(replacement, graph.InputTokens);
@@ -65,7 +66,8 @@ public static class GraphPipeline
         int InPrompt(int node) => node < graph.FeatureCount ? (int)graph.SelectedFeatures[node]
             : node < graph.LogitStart ? node - graph.FeatureCount + promptLayout.ErrorStart
             : node - graph.LogitStart + promptLayout.LogitStart;
-        var links = NeuronpediaGraphWriter.KeptLinks(graph, pruning).Where(l => graph.RowOf(l.Target) >= 0 && l.Source < graph.SourceCount).ToList();
+        // Only links into nodes with rows, from nodes with outputs (an every-pair graph lists the others too, at 0).
+        var links = keptLinks.Where(l => graph.RowOf(l.Target) >= 0 && l.Source < graph.SourceCount).ToList();
         var loadings = HeadLoadings.Compute(replacement, prompt, targets, [.. links.Select(l => (InPrompt(l.Target), InPrompt(l.Source)))], request.BatchSize);
         return links.Select((link, i) => (link, i)).ToDictionary(x => (x.link.Source, x.link.Target), x => loadings[x.i]);
     }

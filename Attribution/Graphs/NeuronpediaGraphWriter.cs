@@ -53,12 +53,13 @@ public static class NeuronpediaGraphWriter
     private static readonly JsonEncodedText WeightName = JsonEncodedText.Encode("weight");
     private static readonly JsonEncodedText HeadLoadingsName = JsonEncodedText.Encode("head_loadings");
 
-    /// <param name="heads">Head loadings of links by (source, target) node, written on those links (docs/graph-format.md); null: none.</param>
+    /// <param name="headLoadings">Given the kept links, their head loadings by (source, target) node, written on those links (docs/graph-format.md); null: none.</param>
     public static void Write(Stream output, AttributionGraph graph, PruneResult pruning, GraphMetadata metadata, Func<long, string> decodeToken,
-        IReadOnlyDictionary<(int Source, int Target), Tracing.EdgeHeads>? heads = null)
+        Func<IReadOnlyList<(int Source, int Target, float Weight)>, IReadOnlyDictionary<(int Source, int Target), Tracing.EdgeHeads>>? headLoadings = null)
     {
         var nodes = KeptNodes(graph, pruning);
         var links = KeptLinks(graph, pruning, nodes);
+        var heads = headLoadings?.Invoke(links);
         var connected = new HashSet<int>(links.SelectMany(l => new[] { l.Source, l.Target }));
         // Each id is written once per node and once per link end: encode it once.
         var ids = nodes.ToDictionary(n => n, n => JsonEncodedText.Encode(NodeId(graph, n), JavaScriptEncoder.UnsafeRelaxedJsonEscaping));
@@ -114,10 +115,6 @@ public static class NeuronpediaGraphWriter
         json.WriteNumber("rest", loadings.Total - loadings.Direct - reported);
         json.WriteEndObject();
     }
-
-    /// <summary>The kept links, (source, target, weight), as <see cref="Write"/> writes them.</summary>
-    public static List<(int Source, int Target, float Weight)> KeptLinks(AttributionGraph graph, PruneResult pruning) =>
-        KeptLinks(graph, pruning, KeptNodes(graph, pruning));
 
     /// <summary>The Neuronpedia viewer's display form of a token: newlines, tabs and returns made visible.</summary>
     public static string DisplayToken(string token) => token.Replace("\n", "⏎", StringComparison.Ordinal)

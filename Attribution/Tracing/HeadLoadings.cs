@@ -57,12 +57,13 @@ public static class HeadLoadings
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(edges);
+        if (edges.Count == 0) return [];
         var layout = new NodeLayout(prompt.Active.Count, replacement.NLayers, prompt.NPos, targets.Count);
         using var sources = SourceTable.Of(replacement, prompt, layout, [.. edges.Select(e => e.Source).Distinct()], batchSize);
         var results = new EdgeHeads[edges.Count];
         var byTarget = Enumerable.Range(0, edges.Count).GroupBy(i => edges[i].Target).ToList();
         // One frozen pass with gradient leaves on every layer's heads serves every batch of targets, as in attribution.
-        using var pass = new HeadGradientPass(replacement, prompt, Math.Max(1, Math.Min(batchSize, byTarget.Count)));
+        using var pass = new HeadGradientPass(replacement, prompt, Math.Min(batchSize, byTarget.Count));
         for (int start = 0; start < byTarget.Count; start += batchSize)
             TargetSide(replacement, prompt, targets, layout, pass, byTarget.Skip(start).Take(batchSize).ToList(), edges, sources, results);
         return results;
@@ -118,9 +119,7 @@ public static class HeadLoadings
                 valueReads.Add(stack(Enumerable.Range(0, layers).Select(l => Spread(run.AttentionInputs[l]!).matmul(model.ValueWeight(l).t())), 1).DetachFromDisposeScope());
                 seen.Add(stack([.. Enumerable.Range(0, layers).Select(l => Spread(run.Reads[l]).to(model.DType)), Spread(run.FinalResidual)], 1).DetachFromDisposeScope());
             }
-            using var noSources = zeros(0);
-            var table = new SourceTable(sources.Select((s, i) => (s, i)).ToDictionary(x => x.s, x => x.i), positions,
-                valueReads.Count == 0 ? noSources.clone() : cat(valueReads, 0), seen.Count == 0 ? noSources.clone() : cat(seen, 0));
+            var table = new SourceTable(sources.Select((s, i) => (s, i)).ToDictionary(x => x.s, x => x.i), positions, cat(valueReads, 0), cat(seen, 0));
             foreach (var t in valueReads.Concat(seen)) t.Dispose();
             return table;
         }
