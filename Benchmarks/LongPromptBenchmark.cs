@@ -25,6 +25,7 @@ internal static class LongPromptBenchmark
         int[] tokenGrid = options.Ints("--tokens", [64, 256, 1024, 2048]);
         string durable = options.Text("--durable", "azure-storage");
         string[] paths = options.Text("--paths", "cli,service").Split(',');
+        int runs = options.Int("--runs", 1);
         if (!File.Exists(cli)) throw new FileNotFoundException($"the CLI is not at {cli}: pass --cli path/to/graphfunctions.dll");
 
         var prompts = new Dictionary<int, string>();
@@ -46,30 +47,48 @@ internal static class LongPromptBenchmark
         Console.WriteLine($"service resident after a 10-feature graph: {service.ResidentMiB:F0} MiB");
         Console.WriteLine("| tokens | path | total s | prepare | logit rows | rank | feature rows | assemble + prune + json | peak RSS MiB | estimate MiB |");
         Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var cliTimes = tokenGrid.ToDictionary(t => t, _ => new List<double>());
+        var serviceTimes = tokenGrid.ToDictionary(t => t, _ => new List<double>());
         foreach (int tokens in tokenGrid)
         {
-            if (paths.Contains("cli")) await CliCellAsync(tokens);
-            if (paths.Contains("service")) await ServiceCellAsync(tokens);
+            // Run by run the two paths alternate: a shared machine drifts by ±10% over minutes.
+            for (int run = 0; run < runs; run++)
+            {
+                if (paths.Contains("cli")) cliTimes[tokens].Add(await CliCellAsync(tokens));
+                if (paths.Contains("service")) serviceTimes[tokens].Add(await ServiceCellAsync(tokens, run));
+            }
+        }
+        if (runs > 1 && paths.Contains("cli") && paths.Contains("service"))
+        {
+            Console.WriteLine("| tokens | CLI total, median | service, median | service / CLI |");
+            Console.WriteLine("|---:|---:|---:|---:|");
+            foreach (int tokens in tokenGrid)
+            {
+                double cliMedian = Measure.Median(cliTimes[tokens]), serviceMedian = Measure.Median(serviceTimes[tokens]);
+                Console.WriteLine($"| {tokens} | {cliMedian:F2} s | {serviceMedian:F2} s | {serviceMedian / cliMedian:F2} |");
+            }
         }
         Console.WriteLine("Phases are the CLI's own table; the service's time is the client's (HTTP, Durable, activities, workspace). Peak RSS: VmHWM of the path's process");
         Console.WriteLine("(the CLI's sampled every 50 ms until it exits; the service's reset before each graph, so it includes what the service holds between graphs).");
         return 0;
 
-        async Task CliCellAsync(int tokens)
+        async Task<double> CliCellAsync(int tokens)
         {
             var direct = await RunCliAsync(cli, model, transcoders, prompts[tokens], features, batch, Path.Combine(work, $"cli-{tokens}.json"));
             string Phase(string name) => direct.Phases.TryGetValue(name, out double s) ? s.ToString("F1", CultureInfo.InvariantCulture) : "—";
             double tail = direct.Phases.GetValueOrDefault("assemble") + direct.Phases.GetValueOrDefault("prune") + direct.Phases.GetValueOrDefault("json");
             Console.WriteLine($"  {tokens} tokens, CLI: {direct.Summary}");
             Console.WriteLine($"| {tokens} | CLI | {direct.Phases.GetValueOrDefault("total"):F1} | {Phase("prepare")} | {Phase("logit rows")} | {Phase("rank")} | {Phase("feature rows")} | {tail:F1} | {direct.PeakMiB:F0} | {direct.EstimateGb * 1e9 / 1048576:F0} |");
+            return direct.Phases.GetValueOrDefault("total");
         }
 
-        async Task ServiceCellAsync(int tokens)
+        async Task<double> ServiceCellAsync(int tokens, int run)
         {
             service.ResetPeak();
-            string slug = $"long-{tokens}";
+            string slug = $"long-{tokens}-{run}";
             double seconds = await service.GraphAsync(ModelId, prompts[tokens], features, batch, slug);
             Console.WriteLine($"| {tokens} | service | {seconds:F1} | | | | | | {service.PeakMiB:F0} | {await service.EstimateGbAsync(slug) * 1e9 / 1048576:F0} |");
+            return seconds;
         }
     }
 

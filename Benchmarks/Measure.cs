@@ -5,6 +5,13 @@ using System.Diagnostics;
 /// <summary>Small helpers for timing and memory figures printed by the benchmarks.</summary>
 internal static class Measure
 {
+    /// <summary>The middle value (the upper one of an even count); NaN for none.</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];
+    }
+
     public static double Seconds(Action work)
     {
         var clock = Stopwatch.StartNew();

@@ -314,11 +314,7 @@ internal static class ScaleBenchmark
 
         public string Row(double matmulGflops)
         {
-            static double Median(IEnumerable<double> values)
-            {
-                var sorted = values.Order().ToArray();
-                return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];
-            }
+            static double Median(IEnumerable<double> values) => Measure.Median(values);
             double direct = Median(Direct), orchestrated = Median(Orchestrated), bare = Median(Bare);
             double featureRows = Median(Phases.Select(p => p[AttributionPlan.FeatureRowsPhase] + p[AttributionPlan.LogitRowsPhase]));
             double pruneJson = Median(Phases.Select(p => (p[GraphPipeline.PrunePhase] + p[GraphPipeline.JsonPhase]) / p.Total));

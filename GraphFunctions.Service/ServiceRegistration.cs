@@ -45,7 +45,7 @@ public static class ServiceRegistration
     /// <summary>The activities of <see cref="GraphOrchestrator"/>, registered by class name.</summary>
     public static IReadOnlyList<Type> ActivityTypes { get; } =
     [
-        typeof(StoreJobActivity), typeof(PrepareGraphActivity), typeof(LogitRowsActivity), typeof(RankFeaturesActivity), typeof(FeatureRowsActivity),
+        typeof(BeginGraphActivity), typeof(RankFeaturesActivity), typeof(FeatureRowsActivity),
         typeof(AssembleGraphActivity), typeof(DeliverGraphActivity), typeof(CleanupJobActivity), typeof(RecordFailureActivity),
     ];
 }

@@ -16,17 +16,9 @@ public static class OrchestrationFunctions
     public static Task<GraphJobResult> Orchestrate([OrchestrationTrigger] TaskOrchestrationContext context) =>
         new GraphOrchestrator().RunAsync(context, context.GetInput<GraphJob>()!);
 
-    [Function(nameof(StoreJobActivity))]
-    public static Task<bool> StoreJob([ActivityTrigger] GraphJob job, FunctionContext function) =>
-        Run<StoreJobActivity, GraphJob, bool>(function, job);
-
-    [Function(nameof(PrepareGraphActivity))]
-    public static Task<PreparedSummary> PrepareGraph([ActivityTrigger] string jobId, FunctionContext function) =>
-        Run<PrepareGraphActivity, string, PreparedSummary>(function, jobId);
-
-    [Function(nameof(LogitRowsActivity))]
-    public static Task<RowBlock> LogitRows([ActivityTrigger] string jobId, FunctionContext function) =>
-        Run<LogitRowsActivity, string, RowBlock>(function, jobId);
+    [Function(nameof(BeginGraphActivity))]
+    public static Task<PreparedGraph> BeginGraph([ActivityTrigger] GraphJob job, FunctionContext function) =>
+        Run<BeginGraphActivity, GraphJob, PreparedGraph>(function, job);
 
     [Function(nameof(RankFeaturesActivity))]
     public static Task<RankedFeatures> RankFeatures([ActivityTrigger] RankInput input, FunctionContext function) =>

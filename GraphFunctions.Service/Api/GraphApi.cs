@@ -313,7 +313,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
     /// request's work runs (started here, or the same work joined), else the refusal. Hosts share
     /// nothing but Durable storage, so Durable decides which run a slug has: the instance id is the
     /// slug, a start is refused or dropped while a run of it goes, and the run Durable keeps is the
-    /// one read back. The job's files are written by that run itself (<see cref="StoreJobActivity"/>),
+    /// one read back. The job's files are written by that run itself (<see cref="BeginGraphActivity"/>),
     /// so no host can overwrite the request a graph is computed from.
     /// </summary>
     private async Task<IResult?> StartOrFindAsync(DurableTaskClient client, GraphJob job, CancellationToken cancellation)

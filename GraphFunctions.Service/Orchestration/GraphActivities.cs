@@ -10,42 +10,30 @@ using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging;
 
 /// <summary>
-/// The run's first step: the job's files are this run's alone. What an earlier run of the slug left
-/// is removed, and the request this run computes is written from its own input, so the stored
-/// request and the graph always agree, whichever host started the run.
+/// The run's first step, in one activity: every hand-off between activities is a queue round trip
+/// (0.2–0.5 s on Azurite, up to the polling cap — 2 s in host.json — in Azure), and these parts
+/// are short and need nothing from each other's results but the prepared state. In order:
+/// the job's files become this run's alone (what an earlier run of the slug left is removed,
+/// and the request is written from this run's input, so the stored request and the graph always
+/// agree, whichever host started the run); the clean and frozen forward passes; the logit rows,
+/// stored as the job's first row block; and, when features are ranked, the first round's queue.
+/// A retry redoes all of it from the start.
 /// </summary>
-public class StoreJobActivity(IWorkspaceStore workspace) : TaskActivity<GraphJob, bool>
+public class BeginGraphActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace) : TaskActivity<GraphJob, PreparedGraph>
 {
-    public override async Task<bool> RunAsync(TaskActivityContext context, GraphJob input)
+    public override async Task<PreparedGraph> RunAsync(TaskActivityContext context, GraphJob input)
     {
         await workspace.DeletePrefixAsync(JobKeys.Prefix(input.JobId));
         await JobStates.WriteJobAsync(workspace, input);
-        return true;
-    }
-}
-
-/// <summary>Prepare: the clean forward pass and the frozen forward pass of a job, on this worker.</summary>
-public class PrepareGraphActivity(JobStates states, GpuGate gpu) : TaskActivity<string, PreparedSummary>
-{
-    public override async Task<PreparedSummary> RunAsync(TaskActivityContext context, string input)
-    {
         using var slot = await gpu.EnterAsync();
-        var state = await states.GetAsync(input);
-        _ = state.Context;   // the frozen forward pass, ready for the row activities
-        return new PreparedSummary(state.Prompt.Active.Count, state.Targets.Count, state.RowLength);
-    }
-}
-
-/// <summary>The rows of the logit targets, stored as the job's first row block.</summary>
-public class LogitRowsActivity(JobStates states, GpuGate gpu, IWorkspaceStore workspace) : TaskActivity<string, RowBlock>
-{
-    public override async Task<RowBlock> RunAsync(TaskActivityContext context, string input)
-    {
-        using var slot = await gpu.EnterAsync();
-        var state = await states.GetAsync(input);
-        using var rows = AttributionPlan.LogitRows(state.Context, state.Targets);
-        await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input, JobKeys.LogitBlock), rows);
-        return new RowBlock(JobKeys.LogitBlock, rows.Count);
+        var state = await states.GetAsync(input.JobId);
+        using (var rows = AttributionPlan.LogitRows(state.Context, state.Targets))
+            await RowBlocks.WriteAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock), rows);
+        var plan = state.Job.Plan(state.Prompt.Active.Count);
+        var firstQueue = plan.Ranks
+            ? await RankFeaturesActivity.RankAsync(workspace, state, new RankInput(input.JobId, [], plan.QueueSize(0), Round: 0))
+            : null;
+        return new PreparedGraph(state.Prompt.Active.Count, state.Targets.Count, state.RowLength, firstQueue);
     }
 }
 
@@ -59,7 +47,15 @@ public class RankFeaturesActivity(JobStates states, GpuGate gpu, IWorkspaceStore
     public override async Task<RankedFeatures> RunAsync(TaskActivityContext context, RankInput input)
     {
         using var slot = await gpu.EnterAsync();
-        var state = await states.GetAsync(input.JobId);
+        return await RankAsync(workspace, await states.GetAsync(input.JobId), input);
+    }
+
+    /// <summary>The ranking itself, shared with <see cref="BeginGraphActivity"/> (the first round's).</summary>
+    public static async Task<RankedFeatures> RankAsync(IWorkspaceStore workspace, JobState state, RankInput input)
+    {
+        ArgumentNullException.ThrowIfNull(workspace);
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(input);
         using var logitRows = await RowBlocks.ReadAsync(workspace, JobKeys.Rows(input.JobId, JobKeys.LogitBlock));
         var featureRows = new List<StoredRows>();
         try

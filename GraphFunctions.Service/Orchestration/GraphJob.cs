@@ -43,8 +43,11 @@ public static class JobKeys
     public const string LogitBlock = "logits";
 }
 
-/// <summary>What preparing a job found: the sizes that drive the orchestration (its rounds: <see cref="AttributionPlan"/>).</summary>
-public sealed record PreparedSummary(int ActiveFeatures, int Logits, int RowLength);
+/// <summary>
+/// What beginning a job found: the sizes that drive the orchestration (its rounds: <see cref="AttributionPlan"/>),
+/// and the first round's queue when features are ranked (null: every feature, node order).
+/// </summary>
+public sealed record PreparedGraph(int ActiveFeatures, int Logits, int RowLength, RankedFeatures? FirstQueue);
 
 /// <summary>A stored block of attribution rows; <see cref="OutOfMemory"/> when the batch did not fit and nothing was stored.</summary>
 public sealed record RowBlock(string Block, int Rows, bool OutOfMemory = false);

@@ -5,8 +5,8 @@ using Microsoft.DurableTask;
 
 /// <summary>
 /// One attribution graph as a Durable orchestration (docs/architecture.md, "Data flow"):
-/// prepare → logit rows → rounds of (rank → fan out one activity per batch → fan in) →
-/// assemble, prune and write the JSON → deliver → clean up. It only orchestrates: every
+/// begin (store the job, prepare, logit rows, first ranking) → rounds of (rank, but the first →
+/// fan out one activity per unit of batches → fan in) → assemble, prune and write the JSON → deliver → clean up. It only orchestrates: every
 /// computation and all I/O happen in activities, rows live in the workspace, and what it
 /// decides depends only on activity results, so replays take the same path.
 /// </summary>
@@ -39,19 +39,17 @@ public sealed class GraphOrchestrator : TaskOrchestrator<GraphJob, GraphJobResul
             context.SetCustomStatus(new GraphJobStatus(phase, visited, toVisit, (context.CurrentUtcDateTime - started).TotalSeconds, job.MemoryEstimateGb));
 
         Report(AttributionPlan.PreparePhase, 0, 0);
-        await context.CallActivityAsync<bool>(nameof(StoreJobActivity), job, Retry);
-        var prepared = await context.CallActivityAsync<PreparedSummary>(nameof(PrepareGraphActivity), job.JobId, Retry);
+        var prepared = await context.CallActivityAsync<PreparedGraph>(nameof(BeginGraphActivity), job, Retry);
         var plan = job.Plan(prepared.ActiveFeatures);
-        Report(AttributionPlan.LogitRowsPhase, 0, plan.MaxFeatures);
-        await context.CallActivityAsync<RowBlock>(nameof(LogitRowsActivity), job.JobId, Retry);
+        Report(AttributionPlan.FeatureRowsPhase, 0, plan.MaxFeatures);
 
         var blocks = new List<string>();
         int visited = 0;
         foreach (var (count, round) in plan.Rounds(() => visited))
         {
-            var queue = plan.Ranks
-                ? await context.CallActivityAsync<RankedFeatures>(nameof(RankFeaturesActivity), new RankInput(job.JobId, blocks, count, round), Retry)
-                : new RankedFeatures(null, count);   // every feature, node order
+            var queue = !plan.Ranks ? new RankedFeatures(null, count)   // every feature, node order
+                : round == 0 ? prepared.FirstQueue!
+                : await context.CallActivityAsync<RankedFeatures>(nameof(RankFeaturesActivity), new RankInput(job.JobId, blocks, count, round), Retry);
             if (queue.Count == 0) break;
 
             // One activity per unit of BatchesPerActivity batches: Durable's per-activity latency is
