@@ -32,10 +32,11 @@ internal static class GraphCommand
         var minusId = new Option<long?>("--minus-id") { Description = "As --minus, by the token's id" };
         var memoryLimit = new Option<double?>("--memory-limit-gb") { Description = "Refuse a graph whose estimated peak memory is above this; default: the device's memory (the machine's or container's on the CPU, a GPU's as its driver reports it)" };
         var headLoadings = new Option<bool>(RequestSchema.HeadLoadings.OptionName) { Description = RequestSchema.HeadLoadings.Description };
+        var qkTracing = new Option<bool>(RequestSchema.EnableQkTracing.OptionName) { Description = RequestSchema.EnableQkTracing.Description };
 
         var command = new Command("graph", "Attribute a prompt and write its Neuronpedia graph JSON")
         {
-            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId, memoryLimit, headLoadings,
+            model, transcoders, prompt, output, gzip, slug, dtype, device, lazyEncoders, targetTokens, targetIds, minusToken, minusId, memoryLimit, headLoadings, qkTracing,
         };
         foreach (var option in graphSettings.All) command.Options.Add(option);
         command.SetAction(async (parse, cancellation) =>
@@ -59,7 +60,7 @@ internal static class GraphCommand
             Console.WriteLine(TorchInfo.Describe());
 
             var request = GraphRequest.FromSettings(parse.GetValue(prompt)!, parse.GetValue(slug)!, graphSettings.Integers(parse), graphSettings.Numbers(parse))
-                with { HeadLoadings = parse.GetValue(headLoadings) };
+                with { HeadLoadings = parse.GetValue(headLoadings), QkTracing = parse.GetValue(qkTracing) };
             var specs = (parse.GetValue(targetTokens) ?? []).Select(t => new TargetSpec(Token: t))
                 .Concat((parse.GetValue(targetIds) ?? []).Select(id => new TargetSpec(TokenId: id))).ToList();
             string? minus = parse.GetValue(minusToken);

@@ -18,6 +18,7 @@ public static class GraphPipeline
     public const string PrunePhase = "prune";
     public const string JsonPhase = "json";
     public const string HeadLoadingsPhase = "head loadings";
+    public const string QkTracingPhase = "qk tracing";
 
     public static GraphSummary Generate(LoadedModel model, GraphRequest request, Stream output, IProgress<AttributionProgress>? progress = null, GeneratorInfo? generator = null)
     {
@@ -43,19 +44,24 @@ public static class GraphPipeline
         var metadata = Metadata(model, graph, request, scores, generator ?? GeneratorInfo.Default);
         var clock = Stopwatch.StartNew();
         NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id),
-            request.HeadLoadings ? links => timings.Time(HeadLoadingsPhase, () => LinkHeads(model, graph, links, request)) : null);
-        timings.Add(JsonPhase, clock.Elapsed.TotalSeconds - timings[HeadLoadingsPhase]);
+            request.HeadLoadings || request.QkTracing ? links => Annotate(model, graph, pruning, links, request, timings) : null);
+        timings.Add(JsonPhase, clock.Elapsed.TotalSeconds - timings[HeadLoadingsPhase] - timings[QkTracingPhase]);
         return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores, metadata.Warnings);
     }
 
     /// <summary>
-    /// The head loadings of the kept links (docs/algorithm.md §10), by (source, target) graph node. The
-    /// prompt is prepared again (the attribution's own is gone by now, on another worker perhaps): the
-    /// same tokens give the same active features and logit targets.
+    /// Head loadings of the kept links (docs/algorithm.md §10) and QK tracing of the most influential
+    /// nodes (§11). The prompt is prepared again (the attribution's own is gone by now, on another
+    /// worker perhaps): the same tokens give the same active features and logit targets.
     /// </summary>
-    public static Dictionary<(int Source, int Target), EdgeHeads> LinkHeads(LoadedModel model, AttributionGraph graph,
-        IReadOnlyList<(int Source, int Target, float Weight)> keptLinks, GraphRequest request)
+    public static GraphAnnotations Annotate(LoadedModel model, AttributionGraph graph, PruneResult pruning,
+        IReadOnlyList<(int Source, int Target, float Weight)> keptLinks, GraphRequest request, PhaseTimings timings)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(pruning);
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(timings);
         var replacement = model.Replacement;
         using var prompt = PreparedPrompt.Prepare(replacement, graph.InputTokens);
         using var targets = LogitTargets.For(prompt.LastLogits, replacement.Model.Unembedding, request.Attribution);
@@ -66,10 +72,69 @@ public static class GraphPipeline
         int InPrompt(int node) => node < graph.FeatureCount ? (int)graph.SelectedFeatures[node]
             : node < graph.LogitStart ? node - graph.FeatureCount + promptLayout.ErrorStart
             : node - graph.LogitStart + promptLayout.LogitStart;
-        // Only links into nodes with rows, from nodes with outputs (an every-pair graph lists the others too, at 0).
-        var links = keptLinks.Where(l => graph.RowOf(l.Target) >= 0 && l.Source < graph.SourceCount).ToList();
-        var loadings = HeadLoadings.Compute(replacement, prompt, targets, [.. links.Select(l => (InPrompt(l.Target), InPrompt(l.Source)))], request.BatchSize);
-        return links.Select((link, i) => (link, i)).ToDictionary(x => (x.link.Source, x.link.Target), x => loadings[x.i]);
+
+        var heads = timings.Time(HeadLoadingsPhase, () =>
+        {
+            // Only links into nodes with rows, from nodes with outputs (an every-pair graph lists the others too, at 0).
+            var links = keptLinks.Where(l => graph.RowOf(l.Target) >= 0 && l.Source < graph.SourceCount).ToList();
+            var loadings = HeadLoadings.Compute(replacement, prompt, targets, [.. links.Select(l => (InPrompt(l.Target), InPrompt(l.Source)))],
+                request.BatchSize, withQueryPositions: request.QkTracing);
+            return links.Select((link, i) => (link, i)).ToDictionary(x => (x.link.Source, x.link.Target), x => loadings[x.i]);
+        });
+        var qk = request.QkTracing ? timings.Time(QkTracingPhase, () => TraceQk(replacement, graph, pruning, keptLinks, heads, prompt, InPrompt, request)) : null;
+        return new GraphAnnotations(heads, qk);
+    }
+
+    /// <summary>
+    /// QK tracing (docs/algorithm.md §11). The traced nodes: those with a kept link from another
+    /// position, logits first, then by influence, the top qk_top_fraction of them. Each explains
+    /// one score: its strongest such link's top head, at the query position where that head's part
+    /// entered and the link source's position as the key. Contributors are the graph's nodes before
+    /// pruning (selected features, errors, tokens).
+    /// </summary>
+    private static Dictionary<int, QkNodeResult> TraceQk(ReplacementModel replacement, AttributionGraph graph, PruneResult pruning,
+        IReadOnlyList<(int Source, int Target, float Weight)> keptLinks, Dictionary<(int Source, int Target), EdgeHeads> heads,
+        PreparedPrompt prompt, Func<int, int> inPrompt, GraphRequest request)
+    {
+        int PositionOf(int node) => graph.Layout.Locate(node) is { Kind: NodeKind.Feature } place
+            ? (int)graph.Active.Positions[graph.SelectedFeatures[place.Index]] : graph.Layout.Locate(node).Position;
+        var strongest = keptLinks
+            .Where(l => heads.TryGetValue((l.Source, l.Target), out var h) && PositionOf(l.Source) != PositionOf(l.Target) && h.Ranked().First().Part != 0)
+            .GroupBy(l => l.Target)
+            .Select(g => g.MaxBy(l => Math.Abs(l.Weight)))
+            .OrderBy(l => l.Target >= graph.LogitStart ? 0 : 1).ThenBy(l => pruning.CumulativeScores[l.Target])
+            .ToList();
+        var traced = strongest.Take((int)Math.Ceiling(request.QkTopFraction * strongest.Count)).Select(l =>
+        {
+            var loading = heads[(l.Source, l.Target)];
+            var (layer, head, _) = loading.Ranked().First();
+            return (Node: l.Target, Score: new QkScore(layer, head, loading.QueryPositions![layer, head], PositionOf(l.Source)));
+        }).ToList();
+        if (traced.Count == 0) return [];
+
+        int[] sources = [.. Enumerable.Range(0, graph.SourceCount).Select(inPrompt)];
+        var distinct = traced.Select(t => t.Score).Distinct().ToList();
+        var decompositions = QkAttributions.Compute(replacement, prompt, sources, distinct, request.BatchSize);
+        try
+        {
+            var byScore = distinct.Zip(decompositions).ToDictionary(x => x.First, x => Summarize(x.Second, request.QkTopK));
+            return traced.ToDictionary(t => t.Node, t => byScore[t.Score]);
+        }
+        finally
+        {
+            foreach (var d in decompositions) d.Dispose();
+        }
+    }
+
+    /// <summary>The top pairs and marginals of one score, contributors in the prompt's layout.</summary>
+    private static QkNodeResult Summarize(QkDecomposition d, int topK)
+    {
+        static (int, double)[] Top(int[] sources, double[] marginals, int k) =>
+            [.. marginals.Select((m, i) => (sources[i], m)).OrderByDescending(x => Math.Abs(x.m)).Take(k)];
+        return new QkNodeResult(d.At, d.Score,
+            [.. d.TopPairs(topK).Select(p => (d.Sources[p.Query], d.Sources[p.Key], p.Term))],
+            Top(d.Sources, d.QueryMarginals(), topK), Top(d.Sources, d.KeyMarginals(), topK),
+            d.QueryUnlistedMarginal + d.QueryConstantMarginal, d.KeyUnlistedMarginal + d.KeyConstantMarginal);
     }
 
     public static GraphMetadata Metadata(LoadedModel model, AttributionGraph graph, GraphRequest request, GraphScores scores, GeneratorInfo generator) => new()

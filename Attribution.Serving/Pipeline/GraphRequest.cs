@@ -20,6 +20,13 @@ public sealed record GraphRequest
     /// <summary>Whether every kept link gets its head loadings (docs/algorithm.md §10): off by default, it costs a pass per batch of targets.</summary>
     public bool HeadLoadings { get; init; }
 
+    /// <summary>Whether the most influential nodes get QK tracing results (docs/algorithm.md §11); it needs, and so computes, head loadings.</summary>
+    public bool QkTracing { get; init; }
+
+    public double QkTopFraction { get; init; } = RequestSchema.QkTopFraction.DefaultValue;
+
+    public int QkTopK { get; init; } = RequestSchema.QkTopK.DefaultValue;
+
     /// <summary>The attribution targets asked for (token ids, resolved by <see cref="TargetResolution"/>); null: the salient logits.</summary>
     public IReadOnlyList<TargetRequest>? Targets { get; init; }
 
@@ -38,6 +45,8 @@ public sealed record GraphRequest
         EdgeThreshold = real(RequestSchema.EdgeThreshold),
         MaxFeatureNodes = whole(RequestSchema.MaxFeatureNodes),
         UpdateInterval = whole(RequestSchema.UpdateInterval),
+        QkTopFraction = real(RequestSchema.QkTopFraction),
+        QkTopK = whole(RequestSchema.QkTopK),
     };
 
     public AttributionSettings Attribution => new()

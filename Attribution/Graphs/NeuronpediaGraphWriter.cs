@@ -42,6 +42,22 @@ public sealed record GraphMetadata
 public sealed record GenerationSettings(int MaxNLogits, double DesiredLogitProb, int BatchSize, int MaxFeatureNodes);
 
 /// <summary>
+/// One graph node's QK tracing result (docs/algorithm.md §11): the score of head (layer, head) at
+/// (query, key) that its strongest cross-position link's top head computed, its largest pair terms
+/// and marginals. Contributors are nodes of the prompt's layout (every active feature, then the
+/// errors, then the tokens); <see cref="QueryRest"/> and <see cref="KeyRest"/> are the marginals
+/// of what no listed node carries (unlisted features and constants), so each side's marginals sum,
+/// with its rest, to <see cref="Score"/>.
+/// </summary>
+public sealed record QkNodeResult(Tracing.QkScore At, double Score, (int Query, int Key, double Term)[] Pairs,
+    (int Node, double Term)[] QueryMarginals, (int Node, double Term)[] KeyMarginals, double QueryRest, double KeyRest);
+
+/// <summary>What a graph's JSON carries beyond nodes and links, computed once the kept links are known.</summary>
+public sealed record GraphAnnotations(
+    IReadOnlyDictionary<(int Source, int Target), Tracing.EdgeHeads>? HeadLoadings,
+    IReadOnlyDictionary<int, QkNodeResult>? QkTracing);
+
+/// <summary>
 /// Writes a pruned graph as Neuronpedia graph JSON (docs/graph-format.md), streamed with Utf8JsonWriter so
 /// 100 MB graphs are never held as one string. Node ids and fields follow circuit-tracer's
 /// frontend models exactly.
@@ -53,16 +69,22 @@ public static class NeuronpediaGraphWriter
     private static readonly JsonEncodedText WeightName = JsonEncodedText.Encode("weight");
     private static readonly JsonEncodedText HeadLoadingsName = JsonEncodedText.Encode("head_loadings");
 
-    /// <param name="headLoadings">Given the kept links, their head loadings by (source, target) node, written on those links (docs/graph-format.md); null: none.</param>
+    /// <param name="annotate">
+    /// Given the kept links (by graph node), what else to write: head loadings on links, QK tracing
+    /// results on nodes and the contributors they name that the graph does not show (docs/graph-format.md); null: none.
+    /// </param>
     public static void Write(Stream output, AttributionGraph graph, PruneResult pruning, GraphMetadata metadata, Func<long, string> decodeToken,
-        Func<IReadOnlyList<(int Source, int Target, float Weight)>, IReadOnlyDictionary<(int Source, int Target), Tracing.EdgeHeads>>? headLoadings = null)
+        Func<IReadOnlyList<(int Source, int Target, float Weight)>, GraphAnnotations>? annotate = null)
     {
         var nodes = KeptNodes(graph, pruning);
         var links = KeptLinks(graph, pruning, nodes);
-        var heads = headLoadings?.Invoke(links);
+        var annotations = annotate?.Invoke(links);
+        var heads = annotations?.HeadLoadings;
         var connected = new HashSet<int>(links.SelectMany(l => new[] { l.Source, l.Target }));
         // Each id is written once per node and once per link end: encode it once.
         var ids = nodes.ToDictionary(n => n, n => JsonEncodedText.Encode(NodeId(graph, n), JavaScriptEncoder.UnsafeRelaxedJsonEscaping));
+        var shown = nodes.Where(n => n >= graph.TokenStart || connected.Contains(n)).ToHashSet();
+        var contributors = annotations?.QkTracing is { } qk ? new QkContributors(graph, shown, metadata.Labels, decodeToken) : null;
 
         // Relaxed escaping: tokens like "<bos>" and non-ASCII text stay readable, as in circuit-tracer's files.
         using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -73,8 +95,9 @@ public static class NeuronpediaGraphWriter
         json.WriteStartArray("nodes");
         foreach (int node in nodes)
         {
-            bool alwaysKept = node >= graph.TokenStart;
-            if (alwaysKept || connected.Contains(node)) WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken, metadata);
+            if (!shown.Contains(node)) continue;
+            var qkResult = annotations?.QkTracing?.GetValueOrDefault(node);
+            WriteNode(json, graph, node, pruning.CumulativeScores[node], decodeToken, metadata, qkResult is null ? null : () => WriteQkResult(json, qkResult, contributors!));
             if (json.BytesPending > 1 << 16) json.Flush();
         }
         json.WriteEndArray();
@@ -91,8 +114,89 @@ public static class NeuronpediaGraphWriter
             if (json.BytesPending > 1 << 16) json.Flush();
         }
         json.WriteEndArray();
+        if (contributors is not null) contributors.WriteHidden(json);
         json.WriteEndObject();
         json.Flush();
+    }
+
+    /// <summary>
+    /// Neuronpedia's qk_tracing_results: pair_wise_contributors [[q_id, k_id, term]], top_q_marginal_contributors
+    /// and top_k_marginal_contributors [[id, term]]; then ours: the head, the positions, the score and each side's rest.
+    /// </summary>
+    private static void WriteQkResult(Utf8JsonWriter json, QkNodeResult result, QkContributors contributors)
+    {
+        json.WriteStartObject("qk_tracing_results");
+        json.WriteStartArray("pair_wise_contributors");
+        foreach (var (query, key, term) in result.Pairs)
+        {
+            json.WriteStartArray();
+            json.WriteStringValue(contributors.Id(query));
+            json.WriteStringValue(contributors.Id(key));
+            json.WriteNumberValue(term);
+            json.WriteEndArray();
+        }
+        json.WriteEndArray();
+        foreach (var (name, marginals) in new[] { ("top_q_marginal_contributors", result.QueryMarginals), ("top_k_marginal_contributors", result.KeyMarginals) })
+        {
+            json.WriteStartArray(name);
+            foreach (var (node, term) in marginals)
+            {
+                json.WriteStartArray();
+                json.WriteStringValue(contributors.Id(node));
+                json.WriteNumberValue(term);
+                json.WriteEndArray();
+            }
+            json.WriteEndArray();
+        }
+        json.WriteNumber("layer", result.At.Layer);
+        json.WriteNumber("head", result.At.Head);
+        json.WriteNumber("query_ctx_idx", result.At.QueryPosition);
+        json.WriteNumber("key_ctx_idx", result.At.KeyPosition);
+        json.WriteNumber("score", result.Score);
+        json.WriteNumber("q_rest", result.QueryRest);
+        json.WriteNumber("k_rest", result.KeyRest);
+        json.WriteEndObject();
+    }
+
+    /// <summary>
+    /// QK contributors' ids: a node the graph shows by its id; any other (an active feature without a
+    /// row, or a pruned error, token or feature) by the id it would have, described once in qk_only_nodes.
+    /// </summary>
+    private sealed class QkContributors(AttributionGraph graph, HashSet<int> shown, Transcoders.FeatureLabels labels, Func<long, string> decodeToken)
+    {
+        private readonly Dictionary<int, NodeFields> hidden = [];
+        private readonly Dictionary<long, int> selectedByActive = graph.SelectedFeatures.Select((f, i) => (f, i)).ToDictionary(x => x.f, x => x.i);
+
+        /// <summary>The id of prompt-layout node <paramref name="node"/> (active features, errors, tokens).</summary>
+        public string Id(int node)
+        {
+            int active = graph.Active.Count;
+            int? graphNode = node >= active ? node - active + graph.FeatureCount
+                : selectedByActive.TryGetValue(node, out int selected) ? selected : null;
+            if (graphNode is int g && shown.Contains(g)) return NodeId(graph, g);
+            if (!hidden.TryGetValue(node, out var fields))
+                hidden[node] = fields = graphNode is int pruned ? Describe(graph, pruned, decodeToken, labels, NoDifferences) : DescribeFeature(graph.Active, node, labels);
+            return fields.Id;
+        }
+
+        public void WriteHidden(Utf8JsonWriter json)
+        {
+            json.WriteStartObject("qk_only_nodes");
+            foreach (var fields in hidden.Values)
+            {
+                json.WriteStartObject(fields.Id);
+                json.WriteString("node_id", fields.Id);
+                json.WriteNumber("feature", fields.Feature);
+                json.WriteString("layer", fields.Layer);
+                json.WriteNumber("ctx_idx", fields.CtxIdx);
+                json.WriteString("feature_type", fields.FeatureType);
+                json.WriteString("jsNodeId", fields.JsNodeId);
+                json.WriteString("clerp", fields.Clerp);
+                WriteNullable(json, "activation", fields.Activation);
+                json.WriteEndObject();
+            }
+            json.WriteEndObject();
+        }
     }
 
     /// <summary>{"direct": …, "heads": [[layer, head, part], …] (the largest few by |part|), "rest": the other heads' sum}.</summary>
@@ -251,14 +355,7 @@ public static class NeuronpediaGraphWriter
         switch (place.Kind)
         {
             case NodeKind.Feature:
-            {
-                long f = graph.SelectedFeatures[place.Index];
-                long l = graph.Active.Layers[f], index = graph.Active.Indices[f], pos = graph.Active.Positions[f];
-                return new NodeFields($"{l}_{index}_{pos}", CantorFeatureId(l, index), Number(l), (int)pos, "cross layer transcoder", $"{l}_{index}-0", labels.Of(l, index))
-                {
-                    Activation = graph.Active.Values[f],
-                };
-            }
+                return DescribeFeature(graph.Active, graph.SelectedFeatures[place.Index], labels);
             case NodeKind.Error:
                 // feature -1: never a real index, so never a feature's id (circuit-tracer #78)
                 return new NodeFields($"{place.Layer}_-1_{place.Position}", -1, Number(place.Layer), place.Position, "mlp reconstruction error", $"{place.Layer}_-1-{place.Position}", "");
@@ -284,7 +381,19 @@ public static class NeuronpediaGraphWriter
         }
     }
 
-    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken, GraphMetadata metadata)
+    /// <summary>An active feature's fields, whether or not the graph selected it.</summary>
+    private static NodeFields DescribeFeature(ActiveFeatures active, long f, Transcoders.FeatureLabels labels)
+    {
+        long l = active.Layers[f], index = active.Indices[f], pos = active.Positions[f];
+        string layer = l.ToString(CultureInfo.InvariantCulture);
+        return new NodeFields($"{l}_{index}_{pos}", CantorFeatureId(l, index), layer, (int)pos, "cross layer transcoder", $"{l}_{index}-0", labels.Of(l, index))
+        {
+            Activation = active.Values[f],
+        };
+    }
+
+    private static void WriteNode(Utf8JsonWriter json, AttributionGraph graph, int node, float influence, Func<long, string> decodeToken, GraphMetadata metadata,
+        Action? writeMore = null)
     {
         var n = Describe(graph, node, decodeToken, metadata.Labels, metadata.LogitDifferences);
         json.WriteStartObject();
@@ -301,6 +410,7 @@ public static class NeuronpediaGraphWriter
         json.WriteString("clerp", n.Clerp);
         WriteNullable(json, "influence", n.HasInfluence ? influence : null);
         WriteNullable(json, "activation", n.Activation);
+        writeMore?.Invoke();
         json.WriteEndObject();
     }
 

@@ -53,6 +53,43 @@ public sealed class DecoderModel : IDisposable
     /// <summary>A layer's value projection, [kv_heads × head_dim, d_model]: kv head g reads rows g·head_dim onwards.</summary>
     public Tensor ValueWeight(int layer) => blocks[layer].Value;
 
+    /// <summary>
+    /// One side of a head's attention score as an affine map of the layer's normed attention input
+    /// at one position (docs/algorithm.md §11): the query of head <paramref name="head"/> (or, with
+    /// <paramref name="key"/>, the key of its key/value head) after the q/k norm — its scale frozen
+    /// at the value <paramref name="input"/> gives it, as attribution freezes norms — and the rotary
+    /// embedding at <paramref name="position"/>. Returns (Map [head_dim, d_model], Offset [head_dim]):
+    /// side(x) = Map·x + Offset, the offset being what the projection's bias puts there. The
+    /// pre-softmax score is <see cref="ModelConfig.AttentionScale"/> · query · key.
+    /// </summary>
+    public (Tensor Map, Tensor Offset) ScoreSide(int layer, int head, bool key, int position, Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var block = blocks[layer];
+        int headDim = Config.HeadDim, slot = key ? head / (Config.NHeads / Config.NKvHeads) : head;
+        using var scope = NewDisposeScope();
+        var weight = (key ? block.Key : block.Query).narrow(0, slot * headDim, headDim);
+        var bias = (key ? block.KeyBias : block.QueryBias)?.narrow(0, slot * headDim, headDim) ?? zeros(headDim, DType, Device);
+        // The per-head norm, frozen: a fixed scale per dimension (1/rms of this position's projection, times the weight).
+        var perDimension = ones(headDim, NormType, Device);
+        if ((key ? block.KeyNorm : block.QueryNorm) is { } norm)
+        {
+            var projected = (weight.matmul(input.to(DType)) + bias).to(NormType);
+            var inverseRms = (projected.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps).rsqrt();
+            perDimension = inverseRms * (Config.NormWeightIsOffset ? norm.to(NormType) + 1.0 : norm.to(NormType));
+        }
+        var map = (perDimension.unsqueeze(1) * weight.to(NormType)).to(DType);
+        var offset = (perDimension * bias.to(NormType)).to(DType);
+        // The rotary embedding at this position, as the forward pass computes its tables ("rotate half").
+        var angles = tensor((float)position, ScalarType.Float32, Device) * inverseFrequencies[rotaryOfLayer[layer]];
+        var doubled = cat([angles, angles], -1);
+        var (cos, sin) = (doubled.cos().to(DType), doubled.sin().to(DType));
+        long half = headDim / 2;
+        Tensor Rotate(Tensor x) => x * cos.view([headDim, .. Enumerable.Repeat(1L, (int)x.dim() - 1)])
+            + cat([-x.narrow(0, half, half), x.narrow(0, 0, half)], 0) * sin.view([headDim, .. Enumerable.Repeat(1L, (int)x.dim() - 1)]);
+        return (Rotate(map).MoveToOuterDisposeScope(), Rotate(offset).MoveToOuterDisposeScope());
+    }
+
     /// <summary>Unembedding vectors, one row per vocabulary entry: [vocab, d_model].</summary>
     public Tensor Unembedding => unembedding;
 
@@ -209,6 +246,7 @@ public sealed class DecoderModel : IDisposable
             var scores = queries.view(batch, kvHeads, group, positions, headDim)
                 .matmul(allKeys.unsqueeze(2).transpose(-1, -2))
                 .view(batch, heads, positions, keyCount) * Config.AttentionScale;
+            policy.OnAttentionScores(layer, scores);
             if (Config.AttnLogitSoftcap is double cap) scores = SoftCap(scores, cap);
             using var mask = MaskedKeys(span.Offset, positions, keyCount, Config.WindowOfLayer(layer));
             scores = scores.masked_fill(mask, double.NegativeInfinity);

@@ -69,6 +69,11 @@ public class RunPolicy
     /// <summary>Post-softmax attention weights, [batch, heads, queries, keys].</summary>
     public virtual Tensor AttentionPattern(int layer, Func<Tensor> compute) => compute();
 
+    /// <summary>Pre-softmax attention scores, [batch, heads, queries, keys], scaled, before any soft cap and the mask (computed only where the pattern is).</summary>
+    public virtual void OnAttentionScores(int layer, Tensor scores)
+    {
+    }
+
     /// <summary>The normed input of a layer's attention, [batch, positions, d_model]: what its queries, keys and values read.</summary>
     public virtual void OnAttentionInput(int layer, Tensor normed)
     {

@@ -82,6 +82,12 @@ public static class RequestSchema
     public static readonly TextField UserId = new("user_id", 256, "Who asked: the graph's info.creator_name.");
     public static readonly FlagField HeadLoadings = new("head_loadings", false,
         "Split every kept link's weight by the attention head its paths first pass through: links gain head_loadings {direct, heads: [[layer, head, weight], …] (the 3 largest), rest}, exact (docs/algorithm.md §10).");
+    public static readonly FlagField EnableQkTracing = new("enable_qk_tracing", false,
+        "QK attributions: for the most influential nodes, the attention score of the head that carried their strongest link from another position, split into (query node, key node) pair terms and each side's marginals: "
+        + "nodes gain qk_tracing_results, contributors outside the graph are listed in qk_only_nodes (docs/algorithm.md §11). Computes head loadings too.");
+    public static readonly NumberField QkTopFraction = new("qk_top_fraction", 0.6, 0, 1,
+        "QK tracing: the share of the graph's nodes with a link from another position that are traced, the most influential first (logits first).");
+    public static readonly IntegerField QkTopK = new("qk_topk", 10, 1, 1000, "QK tracing: how many pair terms, and how many marginals of each side, are kept per traced node.");
     public static readonly IntegerField WaitSeconds = new("wait_seconds", 220, 0, 3600,
         "How long the request waits for the job before answering 202 (also a query parameter; 0 or the header 'Prefer: respond-async': at once). Default: the GRAPH_WAIT_SECONDS setting.");
 
@@ -119,7 +125,7 @@ public static class RequestSchema
     public static IReadOnlyList<RequestField> GenerateGraph { get; } =
     [
         Prompt, Messages, ModelId, BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, SlugIdentifier, MaxFeatureNodes,
-        SignedUrl, Compress, Blob, UserId, WaitSeconds, AttributionTargets, HeadLoadings,
+        SignedUrl, Compress, Blob, UserId, WaitSeconds, AttributionTargets, HeadLoadings, EnableQkTracing, QkTopFraction, QkTopK,
     ];
 
     /// <summary>POST /steer.</summary>
@@ -133,5 +139,5 @@ public static class RequestSchema
 
     /// <summary>What shapes a graph, as the CLI's `graph` command takes it (the request fields plus the service's update interval).</summary>
     public static IReadOnlyList<RequestField> GraphSettings { get; } =
-        [BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, MaxFeatureNodes, UpdateInterval];
+        [BatchSize, MaxNLogits, DesiredLogitProb, NodeThreshold, EdgeThreshold, MaxFeatureNodes, UpdateInterval, QkTopFraction, QkTopK];
 }

@@ -11,6 +11,13 @@ using static TorchSharp.torch;
 /// </summary>
 public sealed record EdgeHeads(int Target, int Source, double Direct, double[,] Heads)
 {
+    /// <summary>
+    /// Where each head's part entered, when asked for: [layer, head] → the query position q whose
+    /// term A[h, q, k] · ⟨∂t/∂z[q, h], W_V x̂⟩ is largest in magnitude (the head moved the source from
+    /// its position k to q). QK attributions explain the score (q, k) of the edge's top head.
+    /// </summary>
+    public int[,]? QueryPositions { get; init; }
+
     public double Total
     {
         get
@@ -51,7 +58,7 @@ public static class HeadLoadings
     /// Targets are features or logits; sources are features, errors or tokens.
     /// </summary>
     public static EdgeHeads[] Compute(ReplacementModel replacement, PreparedPrompt prompt, LogitTargets targets,
-        IReadOnlyList<(int Target, int Source)> edges, int batchSize = 32)
+        IReadOnlyList<(int Target, int Source)> edges, int batchSize = 32, bool withQueryPositions = false)
     {
         ArgumentNullException.ThrowIfNull(replacement);
         ArgumentNullException.ThrowIfNull(prompt);
@@ -65,7 +72,7 @@ public static class HeadLoadings
         // One frozen pass with gradient leaves on every layer's heads serves every batch of targets, as in attribution.
         using var pass = new HeadGradientPass(replacement, prompt, Math.Min(batchSize, byTarget.Count));
         for (int start = 0; start < byTarget.Count; start += batchSize)
-            TargetSide(replacement, prompt, targets, layout, pass, byTarget.Skip(start).Take(batchSize).ToList(), edges, sources, results);
+            TargetSide(replacement, prompt, targets, layout, pass, byTarget.Skip(start).Take(batchSize).ToList(), edges, sources, results, withQueryPositions);
         return results;
     }
 
@@ -108,7 +115,7 @@ public static class HeadLoadings
                 var embeddings = zeros(batch.Length + 1, n, d, model.DType, model.Device);
                 var writes = Enumerable.Range(0, layers).Select(_ => zeros(batch.Length + 1, n, d, model.DType, model.Device)).ToArray();
                 for (int i = 0; i < batch.Length; i++)
-                    positions[start + i] = PlaceSource(prompt, layout, batch[i], i + 1, embeddings, writes);
+                    positions[start + i] = NodeVectors.Place(prompt, layout, batch[i], i + 1, embeddings, writes);
 
                 using var run = new FrozenRun(prompt.Clean, replacement.Transcoders, [.. writes]) { AttentionOff = true, RecordsAttentionInputs = true };
                 using (no_grad()) model.Forward(embeddings, run);
@@ -128,29 +135,6 @@ public static class HeadLoadings
         {
             ValueReads.Dispose();
             Seen.Dispose();
-        }
-    }
-
-    /// <summary>Puts a source's vectors in batch row <paramref name="row"/> (its embedding or its writes); returns its position.</summary>
-    private static int PlaceSource(PreparedPrompt prompt, NodeLayout layout, int source, int row, Tensor embeddings, Tensor[] writes)
-    {
-        var place = layout.Locate(source);
-        switch (place.Kind)
-        {
-            case NodeKind.Token:
-                embeddings[row, place.Position] = prompt.TokenVectors[place.Position];
-                return place.Position;
-            case NodeKind.Error:
-                writes[place.Layer][row, place.Position] = prompt.Errors[place.Layer][place.Position];
-                return place.Position;
-            case NodeKind.Feature:
-                int layer = (int)prompt.Active.Layers[source], position = (int)prompt.Active.Positions[source];
-                var (first, _) = prompt.Active.RangeOfLayer(layer);
-                var vectors = prompt.ScaledDecoders[layer][source - first];   // [writes, d]: a·W_dec at each layer it writes
-                for (int w = 0; w < vectors.shape[0]; w++) writes[layer + w][row, position] = vectors[w];
-                return position;
-            default:
-                throw new ArgumentException($"node {source} is a logit: logits are targets only", nameof(source));
         }
     }
 
@@ -204,7 +188,7 @@ public static class HeadLoadings
     }
 
     private static void TargetSide(ReplacementModel replacement, PreparedPrompt prompt, LogitTargets targets, NodeLayout layout, HeadGradientPass pass,
-        List<IGrouping<int, int>> batch, IReadOnlyList<(int Target, int Source)> edges, SourceTable sources, EdgeHeads[] results)
+        List<IGrouping<int, int>> batch, IReadOnlyList<(int Target, int Source)> edges, SourceTable sources, EdgeHeads[] results, bool withQueryPositions)
     {
         var model = replacement.Model;
         var config = model.Config;
@@ -227,6 +211,7 @@ public static class HeadLoadings
         var valueReads = sources.ValueReads.index_select(0, sourceIndex);   // [edges, layers, kv_heads × head_dim]
 
         var parts = zeros(edgeIds.Length, layers, heads, ScalarType.Float64);
+        var entered = withQueryPositions ? zeros(edgeIds.Length, layers, heads, ScalarType.Int64) : null;
         for (int l = 0; l < reached; l++)
         {
             // The gradient at each head's value for each key, Σ_q A[h, q, k] · ∂t/∂z[q, h], at each edge's (target, key): [edges, heads, head_dim].
@@ -235,6 +220,7 @@ public static class HeadLoadings
             // Each query head reads its key/value head's value (kv heads serve `group` query heads).
             var values = valueReads.select(1, l).view(edgeIds.Length, config.NKvHeads, headDim).repeat_interleave(group, 1);
             parts.select(1, l).copy_((atEdges * values).sum(-1));
+            if (entered is not null) EnteredAt(prompt.Clean.Patterns[l][0], headGrads[l].view(pass.Rows, n, heads, headDim), values, targetRow, keyIndex, entered.select(1, l));
         }
         // The attention-free paths stay at the source's position: the target sees them only at its own.
         var readLayers = tensor(targetRow.Select(r => (long)reads[r].Layer).ToArray(), device: model.Device);
@@ -242,13 +228,37 @@ public static class HeadLoadings
         var readVectors = stack(reads.Select(r => r.Vector.to(model.DType))).index_select(0, rowIndex);
         var direct = (seen.to(ScalarType.Float64) * readVectors.to(ScalarType.Float64)).sum(-1).cpu().data<double>().ToArray();
         var partValues = parts.cpu().data<double>().ToArray();
+        var enteredValues = entered?.cpu().data<long>().ToArray();
         for (int i = 0; i < edgeIds.Length; i++)
         {
             var perHead = new double[layers, heads];
             Buffer.BlockCopy(partValues, i * layers * heads * sizeof(double), perHead, 0, layers * heads * sizeof(double));
             int e = edgeIds[i];
             bool samePosition = sourcePosition[i] == reads[targetRow[i]].Position;
-            results[e] = new EdgeHeads(edges[e].Target, edges[e].Source, samePosition ? direct[i] : 0, perHead);
+            int[,]? queryPositions = null;
+            if (enteredValues is not null)
+            {
+                queryPositions = new int[layers, heads];
+                for (int j = 0; j < layers * heads; j++) queryPositions[j / heads, j % heads] = (int)enteredValues[i * layers * heads + j];
+            }
+            results[e] = new EdgeHeads(edges[e].Target, edges[e].Source, samePosition ? direct[i] : 0, perHead) { QueryPositions = queryPositions };
+        }
+    }
+
+    /// <summary>
+    /// For each edge and head of one layer, the query position through which most of the head's part
+    /// passed (<see cref="EdgeHeads.QueryPositions"/>), one target row at a time: [edges, q, heads] terms
+    /// for a row's edges only.
+    /// </summary>
+    private static void EnteredAt(Tensor pattern, Tensor headGrads, Tensor values, long[] targetRow, Tensor keyIndex, Tensor entered)
+    {
+        foreach (var row in targetRow.Distinct())
+        {
+            using var scope = NewDisposeScope();
+            var mine = tensor(Enumerable.Range(0, targetRow.Length).Where(i => targetRow[i] == row).Select(i => (long)i).ToArray(), device: values.device);
+            var terms = einsum("qhd,ehd->eqh", headGrads[row], values.index_select(0, mine));
+            var weights = pattern.index_select(2, keyIndex.index_select(0, mine)).permute(2, 1, 0);   // A[h, q, k_e] as [e, q, h]
+            entered.index_copy_(0, mine.cpu(), (terms * weights).abs().argmax(1).cpu());
         }
     }
 

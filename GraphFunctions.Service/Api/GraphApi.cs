@@ -61,7 +61,8 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         string slug = fields.Read(RequestSchema.SlugIdentifier) is { Length: > 0 } given ? given : NewSlug();
         var graphRequest = GraphRequest.FromSettings(prompt ?? "", slug,
             whole: field => field == RequestSchema.UpdateInterval ? options.UpdateInterval : fields.Read(field),
-            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId), Targets = Targets(fields, model), HeadLoadings = fields.Read(RequestSchema.HeadLoadings) };
+            real: fields.Read) with { UserId = fields.Read(RequestSchema.UserId), Targets = Targets(fields, model), HeadLoadings = fields.Read(RequestSchema.HeadLoadings),
+                QkTracing = fields.Read(RequestSchema.EnableQkTracing) };
         if (!SlugPattern().IsMatch(graphRequest.Slug))
             fields.Fail("slug_identifier may only use letters, digits, '.', '_' and '-', and may not start with '.'");
         string? signedUrl = fields.Read(RequestSchema.SignedUrl);
