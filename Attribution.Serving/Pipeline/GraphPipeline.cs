@@ -112,7 +112,14 @@ public static class GraphPipeline
         }).ToList();
         if (traced.Count == 0) return [];
 
-        int[] sources = [.. Enumerable.Range(0, graph.SourceCount).Select(inPrompt)];
+        // A node written at or after the deepest traced layer reaches no traced score: its parts are zero, unlisted.
+        int deepest = traced.Max(t => t.Score.Layer);
+        int[] sources = [.. Enumerable.Range(0, graph.SourceCount).Where(node => graph.Layout.Locate(node) switch
+        {
+            { Kind: NodeKind.Feature } place => graph.Active.Layers[graph.SelectedFeatures[place.Index]] < deepest,
+            { Kind: NodeKind.Error } place => place.Layer < deepest,
+            _ => true,
+        }).Select(inPrompt)];
         var distinct = traced.Select(t => t.Score).Distinct().ToList();
         var decompositions = QkAttributions.Compute(replacement, prompt, sources, distinct, request.BatchSize);
         try

@@ -355,6 +355,42 @@ public sealed class ViewerBrowserTests(ViewerBrowserTests.Fixture fixture, ITest
     }
 
     [Fact]
+    public async Task A_traced_node_shows_why_its_head_attended_and_its_pairs_lead_to_their_nodes()
+    {
+        var (page, errors) = await fixture.Browser.NewPageAsync();
+        await using var _ = page;
+        var (json, links) = SyntheticGraph(layers: 3, positions: 4, nodes: 40, edges: 60, seed: 11);
+        var graph = JsonNode.Parse(json)!;
+        string traced = links[0].Target, queryNode = links[0].Source, keyNode = links.First(l => l.Source != queryNode).Source;
+        // One contributor outside the graph, with markup in its label: named as text, not linked.
+        graph["qk_only_nodes"] = JsonNode.Parse("""
+            {"1_77_0": {"node_id": "1_77_0", "feature": 77, "layer": "1", "ctx_idx": 0, "feature_type": "cross layer transcoder", "jsNodeId": "1_77-0", "clerp": "<i>pruned</i>", "activation": 1.5}}
+            """);
+        var node = graph["nodes"]!.AsArray().First(n => (string)n!["node_id"]! == traced)!;
+        node["qk_tracing_results"] = JsonNode.Parse($$"""
+            {"pair_wise_contributors": [["{{queryNode}}", "{{keyNode}}", 2.5], ["{{queryNode}}", "1_77_0", -1.25]],
+             "top_q_marginal_contributors": [["{{queryNode}}", 3.0]], "top_k_marginal_contributors": [["{{keyNode}}", 2.0], ["1_77_0", -0.5]],
+             "layer": 2, "head": 1, "query_ctx_idx": 3, "key_ctx_idx": 1, "score": 4.25, "q_rest": 1.25, "k_rest": 2.75}
+            """);
+        await OpenServedGraphAsync(page, "qk", graph.ToJsonString());
+
+        const string Click = "id => document.querySelector(`#nodes [data-id=\"${id}\"]`).dispatchEvent(new MouseEvent('click', { bubbles: true }))";
+        await page.EvaluateFunctionAsync(Click, traced);
+        Assert.Equal("Why L2.H1 attended from position 3 to 1", await page.EvaluateExpressionAsync<string>("document.querySelector('#qk-panel h3').textContent"));
+        var pairs = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#qk-panel .qk-pairs li')].map(li => li.textContent)");
+        Assert.Equal(2, pairs.Length);
+        Assert.EndsWith("2.500", pairs[0], StringComparison.Ordinal);
+        Assert.Contains("<i>pruned</i>", pairs[1], StringComparison.Ordinal);
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#qk-panel i').length"));
+        Assert.Equal(2, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#qk-panel .hidden-node').length"));
+
+        // A pair's key-side node is a link: following it selects that node.
+        await page.EvaluateExpressionAsync("document.querySelectorAll('#qk-panel .qk-pairs li')[0].querySelectorAll('button.link')[1].click()");
+        Assert.Equal(keyNode, await page.EvaluateExpressionAsync<string>("document.querySelector('#nodes .node.selected').dataset.id"));
+        Assert.Empty(errors);
+    }
+
+    [Fact]
     public async Task Pages_revalidate_and_versioned_scripts_are_cached_forever_with_their_content_types()
     {
         using var anonymous = service.Anonymous();   // the pages themselves carry no data: no secret needed

@@ -445,7 +445,34 @@ function showNode() {
     kindOf(node) === 'feature' ? labelEditor(node) : null,
     linkList('Inputs', state.incoming.get(id), l => l.source),
     linkList('Outputs', state.outgoing.get(id), l => l.target),
+    node.qk_tracing_results ? qkPanel(node.qk_tracing_results) : null,
     kindOf(node) === 'feature' ? featurePanel(node) : null);
+}
+
+/**
+ * Why a head attended there (the graph was made with enable_qk_tracing): the head behind the
+ * node's strongest link from another position, its score from the query position to the key
+ * position, and the (query node, key node) pairs and each side's nodes that make up that score,
+ * largest first. docs/algorithm.md §11. A contributor the graph does not show (qk_only_nodes)
+ * is named, not linked.
+ */
+function qkPanel(qk) {
+  const contributor = id => {
+    const node = state.byId.get(id);
+    if (node) return el('button', { type: 'button', class: 'link', title: id, onclick: () => select(id) }, label(node));
+    const hidden = state.graph.qk_only_nodes?.[id];
+    return el('span', { class: 'hidden-node', title: `${id}: not in the graph` }, hidden ? label(hidden) : id);
+  };
+  const term = value => el('span', { class: value >= 0 ? 'weight positive' : 'weight negative' }, num(value));
+  const marginals = (title, list) => el('div', { class: 'qk-side' }, el('h4', {}, title),
+    el('ol', {}, (list ?? []).map(([id, value]) => el('li', {}, contributor(id), term(value)))));
+  return el('div', { class: 'qk', id: 'qk-panel' },
+    el('h3', {}, `Why L${qk.layer}.H${qk.head} attended from position ${qk.query_ctx_idx} to ${qk.key_ctx_idx}`),
+    el('p', { class: 'muted' }, `score ${num(qk.score)} (before softmax): query × key pairs, largest first`),
+    el('ol', { class: 'qk-pairs' }, (qk.pair_wise_contributors ?? []).map(([q, k, value]) =>
+      el('li', {}, contributor(q), el('span', { class: 'muted' }, ' × '), contributor(k), term(value)))),
+    marginals('Query side', qk.top_q_marginal_contributors),
+    marginals('Key side', qk.top_k_marginal_contributors));
 }
 
 // ---- Labels that stick ---------------------------------------------------------------------
