@@ -18,6 +18,14 @@ public static partial class NativeAllocator
 
     private const string Library = "libjemalloc.so.2";
 
+    /// <summary>
+    /// jemalloc's settings unless MALLOC_CONF names others: freed pages stay mapped for reuse. With
+    /// its default decay it hands the pages of a pass's freed tensors back to the system within
+    /// seconds, and the next pass faults them in again: the frozen passes of head loadings and QK
+    /// tracing spent more time in the kernel than computing (docs/performance.md, "Memory").
+    /// </summary>
+    public const string Settings = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
+
     /// <summary>Where Debian and Ubuntu's libjemalloc2 puts the library, by architecture.</summary>
     private static readonly string[] Folders = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"];
 
@@ -38,6 +46,7 @@ public static partial class NativeAllocator
             .Where(name => name != "LD_PRELOAD")
             .Select(name => $"{name}={Environment.GetEnvironmentVariable(name)}")
             .Append($"LD_PRELOAD={preload}")
+            .Concat(Environment.GetEnvironmentVariable("MALLOC_CONF") is { Length: > 0 } ? [] : [$"MALLOC_CONF={Settings}"])
             .Append($"{Setting}=system")   // had the preload failed, the new process must not try again
             .ToArray();
         // The binary itself (dotnet, or the app's own launcher), so the process keeps its name.

@@ -92,14 +92,14 @@ internal static class LongPromptBenchmark
         }
     }
 
-    private sealed record CliRun(Dictionary<string, double> Phases, double PeakMiB, double EstimateGb, string Summary);
+    internal sealed record CliRun(Dictionary<string, double> Phases, double PeakMiB, double EstimateGb, string Summary);
 
-    /// <summary>One graph by the CLI, as a user runs it, in a process of its own.</summary>
-    private static async Task<CliRun> RunCliAsync(string cli, string model, string transcoders, string prompt, int features, int batch, string output)
+    /// <summary>One graph by the CLI, as a user runs it, in a process of its own; <paramref name="extra"/>: more options.</summary>
+    internal static async Task<CliRun> RunCliAsync(string cli, string model, string transcoders, string prompt, int features, int batch, string output, params string[] extra)
     {
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string argument in new[] { cli, "graph", "--model", model, "--transcoders", transcoders, "--prompt", prompt, "--out", output,
-            "--max-feature-nodes", features.ToString(CultureInfo.InvariantCulture), "--batch-size", batch.ToString(CultureInfo.InvariantCulture) })
+            "--max-feature-nodes", features.ToString(CultureInfo.InvariantCulture), "--batch-size", batch.ToString(CultureInfo.InvariantCulture) }.Concat(extra))
             start.ArgumentList.Add(argument);
         start.Environment["DOTNET_PROCESSOR_COUNT"] = "8";
         start.Environment["MALLOC_ARENA_MAX"] = "1";

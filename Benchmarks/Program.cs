@@ -9,6 +9,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["scale"] = ScaleBenchmark.RunAsync,
     ["service-memory"] = ServiceMemoryBenchmark.RunAsync,
     ["long-prompts"] = LongPromptBenchmark.RunAsync,
+    ["attention-tracing"] = AttentionTracingBenchmark.RunAsync,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

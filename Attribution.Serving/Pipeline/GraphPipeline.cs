@@ -44,7 +44,7 @@ public static class GraphPipeline
         var metadata = Metadata(model, graph, request, scores, generator ?? GeneratorInfo.Default);
         var clock = Stopwatch.StartNew();
         NeuronpediaGraphWriter.Write(output, graph, pruning, metadata, id => model.Tokenizer.DecodeToken((int)id),
-            request.HeadLoadings || request.QkTracing ? links => Annotate(model, graph, pruning, links, request, timings) : null);
+            request.TracesAttention ? links => Annotate(model, graph, pruning, links, request, timings) : null);
         timings.Add(JsonPhase, clock.Elapsed.TotalSeconds - timings[HeadLoadingsPhase] - timings[QkTracingPhase]);
         return new GraphSummary(timings, graph.Active.Count, graph.FeatureCount, pruning.NodeMask.Count(k => k), graph.LogitTokens.Length, scores, metadata.Warnings);
     }

@@ -25,6 +25,9 @@ public sealed record GraphRequest
 
     public double QkTopFraction { get; init; } = RequestSchema.QkTopFraction.DefaultValue;
 
+    /// <summary>Whether the graph's links or nodes are traced through attention after attribution (head loadings, QK tracing).</summary>
+    public bool TracesAttention => HeadLoadings || QkTracing;
+
     public int QkTopK { get; init; } = RequestSchema.QkTopK.DefaultValue;
 
     /// <summary>The attribution targets asked for (token ids, resolved by <see cref="TargetResolution"/>); null: the salient logits.</summary>

@@ -31,6 +31,18 @@ public class MemoryEstimateTests
     }
 
     [Fact]
+    public void Tracing_attention_adds_its_passes()
+    {
+        var settings = new AttributionSettings { MaxFeatureNodes = 1000, BatchSize = 48 };
+        var plain = MemoryEstimate.For(Mid(), 65, settings);
+        var traced = MemoryEstimate.For(Mid(), 65, settings, tracesAttention: true);
+        long frozenPass = Term(plain, "frozen pass"), heads = 2L * 12 * 48 * 65 * 8 * 64 * 4, propagation = 49L * 65 * 512 * 4 * (3 * 12 + 1);
+        Assert.Equal(frozenPass + heads + propagation, Term(traced, "attention tracing"));
+        Assert.Equal(plain.PeakBytes + Term(traced, "attention tracing"), traced.PeakBytes);
+        Assert.DoesNotContain(plain.Terms, t => t.Term == "attention tracing");
+    }
+
+    [Fact]
     public void Rows_are_whole_and_doubled_for_ranking_only_when_rounds_rank_from_them()
     {
         var oneRound = MemoryEstimate.For(Mid(), 65, new AttributionSettings { MaxFeatureNodes = 1000 });

@@ -61,8 +61,8 @@ public sealed class AttributionContext : IDisposable
             model.Forward(embeddingLeaf, run);
         sources = Enumerable.Range(0, nLayers).Select(BuildSources).ToArray();
         // Preparing freed far more than it keeps (the clean pass's encodings, the batched forward
-        // pass's intermediates); give it back once now, before the batches fill the heap around it.
-        TorchInfo.ReleaseFreedMemory();
+        // pass's intermediates); glibc must give it back now, before the batches fill the heap around it.
+        TorchInfo.ReleaseFreedMemory(midJob: true);
     }
 
     public int ActiveCount => prompt.Active.Count;

@@ -67,7 +67,8 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Ter
 
     private static string Gb(long bytes) => (bytes / 1e9).ToString("F2", CultureInfo.InvariantCulture);
 
-    public static MemoryEstimate For(MemoryShape shape, int positions, AttributionSettings settings)
+    /// <param name="tracesAttention">Head loadings or QK tracing follow attribution (docs/algorithm.md §10–11): their passes are added.</param>
+    public static MemoryEstimate For(MemoryShape shape, int positions, AttributionSettings settings, bool tracesAttention = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(settings);
@@ -102,7 +103,16 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Ter
 
         (string, long)[] held = [("runtime", RuntimeBytes), ("weights", weights), ("attention patterns", patterns), ("prompt", prompt),
             ("frozen pass", frozenPass), ("contraction", contraction)];
-        return new MemoryEstimate(rows + graph >= preparing ? [.. held, ("rows", rows), ("graph", graph)] : [.. held, ("preparing", preparing)],
-            positions, active, selected);
+        List<(string, long)> terms = rows + graph >= preparing ? [.. held, ("rows", rows), ("graph", graph)] : [.. held, ("preparing", preparing)];
+        if (tracesAttention)
+        {
+            // Counted on top (they run after attribution has let its passes go, so this errs high): the head
+            // gradient pass (a frozen pass with a gradient leaf on every layer's heads, and one batch's
+            // gradients there) and a propagation pass (its inputs, reads and recorded attention inputs).
+            long heads = 2L * layers * batch * n * m.NHeads * m.HeadDim * e;
+            long propagation = (batch + 1) * n * d * e * (3 * layers + 1);
+            terms.Add(("attention tracing", frozenPass + heads + propagation));
+        }
+        return new MemoryEstimate(terms, positions, active, selected);
     }
 }

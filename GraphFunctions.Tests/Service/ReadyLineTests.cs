@@ -43,6 +43,10 @@ public sealed class ReadyLineTests : IDisposable
         // re-executed itself with it, keeping its pid; without it, the C library's.
         bool mapsJemalloc = File.ReadLines($"/proc/{host.Id}/maps").Any(l => l.Contains("libjemalloc.so.2", StringComparison.Ordinal));
         Assert.Equal(Attribution.NativeAllocator.Installed is not null, mapsJemalloc);
+        // …with its settings (freed pages kept for reuse), unless the environment named others.
+        var environment = File.ReadAllText($"/proc/{host.Id}/environ").Split('\0');
+        if (mapsJemalloc && Environment.GetEnvironmentVariable("MALLOC_CONF") is null)
+            Assert.Contains($"MALLOC_CONF={Attribution.NativeAllocator.Settings}", environment);
     }
 
     [Fact]

@@ -151,6 +151,43 @@ public abstract class WebappConformance(LocalService service)
         Assert.True(logits[0].GetProperty("is_target_logit").GetBoolean());
     }
 
+    /// <summary>
+    /// Neuronpedia's QK tracing fields through the orchestrated service: traced nodes carry
+    /// qk_tracing_results with at most qk_topk entries per list, links their head loadings, every
+    /// contributor resolves, and the graph stays readable by the webapp's rules.
+    /// </summary>
+    [Fact]
+    public async Task Qk_tracing_fields_give_traced_nodes_the_webapp_reads()
+    {
+        var body = JsonNode.Parse(GenerateBody(CountingPrompt, "qk-traced", null, "Ada"))!.AsObject();
+        body.Remove("signed_url");
+        body["enable_qk_tracing"] = true;
+        body["qk_top_fraction"] = 0.5;
+        body["qk_topk"] = 4;
+        using var request = WebappPost("/generate-graph", body.ToJsonString());
+        using var response = await service.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var graph = await LocalService.JsonOf(response);
+        WebappRules.AssertGraphReadable(graph);
+
+        var root = graph.RootElement;
+        var ids = root.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("node_id").GetString()!)
+            .Concat(root.GetProperty("qk_only_nodes").EnumerateObject().Select(p => p.Name)).ToHashSet();
+        var traced = root.GetProperty("nodes").EnumerateArray().Where(n => n.TryGetProperty("qk_tracing_results", out _)).ToList();
+        Assert.NotEmpty(traced);
+        foreach (var node in traced)
+        {
+            var qk = node.GetProperty("qk_tracing_results");
+            foreach (var list in new[] { "pair_wise_contributors", "top_q_marginal_contributors", "top_k_marginal_contributors" })
+            {
+                var entries = qk.GetProperty(list).EnumerateArray().ToList();
+                Assert.InRange(entries.Count, 1, 4);
+                Assert.All(entries, e => Assert.Contains(e[0].GetString()!, ids));
+            }
+        }
+        Assert.All(root.GetProperty("links").EnumerateArray(), link => Assert.True(link.TryGetProperty("head_loadings", out _), $"{link} has no head loadings"));
+    }
+
     [Fact]
     public async Task Forward_pass_answers_the_fields_the_webapp_reads()
     {
