@@ -105,7 +105,8 @@ public class HeadLoadingTests
         Assert.Equal(links.Count, without.RootElement.GetProperty("links").GetArrayLength());
     }
 
-    private static JsonDocument Graph(LoadedModel model, GraphRequest request, out GraphSummary summary)
+    /// <summary>A graph through the pipeline the CLI and the service run, parsed.</summary>
+    internal static JsonDocument Graph(LoadedModel model, GraphRequest request, out GraphSummary summary)
     {
         using var output = new MemoryStream();
         summary = GraphPipeline.Generate(model, request, output);

@@ -1,6 +1,5 @@
 namespace Attribution.Tests.Engine;
 
-using System.Text.Json;
 using Attribution.Graphs;
 using Attribution.Loading;
 using Attribution.Models;
@@ -119,7 +118,7 @@ public class QkAttributionTests
         var (modelFolder, transcoders) = TinyRandomModelWriter.EnsureWritten(folder["tiny"]);
         using var model = await LoadedModel.LoadAsync(new ModelSettings { ModelId = "test/toy", ModelPath = modelFolder, TranscoderSet = transcoders, DType = ScalarType.Float64 }, hub: null);
         var request = new GraphRequest { Prompt = "The cat is on the mat and the cat is", Slug = "qk", QkTracing = true, QkTopFraction = 1, QkTopK = 1000 };
-        using var traced = Graph(model, request, out var summary);
+        using var traced = HeadLoadingTests.Graph(model, request, out var summary);
         GraphSchema.AssertValid(traced);
         Assert.Contains(GraphPipeline.QkTracingPhase, summary.Timings.Phases.Select(p => p.Phase));
 
@@ -148,21 +147,14 @@ public class QkAttributionTests
         }
 
         // A smaller fraction traces fewer nodes; none without the flag.
-        using var fewer = Graph(model, request with { QkTopFraction = 0.2, QkTopK = 3 }, out _);
+        using var fewer = HeadLoadingTests.Graph(model, request with { QkTopFraction = 0.2, QkTopK = 3 }, out _);
         int fewerTraced = fewer.RootElement.GetProperty("nodes").EnumerateArray().Count(n => n.TryGetProperty("qk_tracing_results", out _));
         Assert.InRange(fewerTraced, 1, results.Count - 1);
         Assert.All(fewer.RootElement.GetProperty("nodes").EnumerateArray().Where(n => n.TryGetProperty("qk_tracing_results", out _)),
             n => Assert.InRange(n.GetProperty("qk_tracing_results").GetProperty("pair_wise_contributors").GetArrayLength(), 1, 3));
-        using var plain = Graph(model, request with { QkTracing = false }, out _);
+        using var plain = HeadLoadingTests.Graph(model, request with { QkTracing = false }, out _);
         Assert.DoesNotContain(plain.RootElement.GetProperty("nodes").EnumerateArray(), n => n.TryGetProperty("qk_tracing_results", out _));
         Assert.False(plain.RootElement.TryGetProperty("qk_only_nodes", out _));
-    }
-
-    private static JsonDocument Graph(LoadedModel model, GraphRequest request, out GraphSummary summary)
-    {
-        using var output = new MemoryStream();
-        summary = GraphPipeline.Generate(model, request, output);
-        return JsonDocument.Parse(output.ToArray());
     }
 
     /// <summary>The pre-softmax scores of the model's own plain forward pass, by (layer, head, query, key).</summary>
