@@ -133,13 +133,17 @@ public static class GraphPipeline
         }
     }
 
-    /// <summary>The top pairs and marginals of one score, contributors in the prompt's layout.</summary>
+    /// <summary>
+    /// The top pairs and marginals of one score, contributors in the prompt's layout. Terms that are
+    /// exactly zero (a node after the query's or key's position, or at a layer the head never reads)
+    /// are left out: they explain nothing.
+    /// </summary>
     private static QkNodeResult Summarize(QkDecomposition d, int topK)
     {
         static (int, double)[] Top(int[] sources, double[] marginals, int k) =>
-            [.. marginals.Select((m, i) => (sources[i], m)).OrderByDescending(x => Math.Abs(x.m)).Take(k)];
+            [.. marginals.Select((m, i) => (sources[i], m)).Where(x => x.m != 0).OrderByDescending(x => Math.Abs(x.m)).Take(k)];
         return new QkNodeResult(d.At, d.Score,
-            [.. d.TopPairs(topK).Select(p => (d.Sources[p.Query], d.Sources[p.Key], p.Term))],
+            [.. d.TopPairs(topK).Where(p => p.Term != 0).Select(p => (d.Sources[p.Query], d.Sources[p.Key], p.Term))],
             Top(d.Sources, d.QueryMarginals(), topK), Top(d.Sources, d.KeyMarginals(), topK),
             d.QueryUnlistedMarginal + d.QueryConstantMarginal, d.KeyUnlistedMarginal + d.KeyConstantMarginal);
     }

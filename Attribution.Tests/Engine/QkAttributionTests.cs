@@ -142,6 +142,7 @@ public class QkAttributionTests
             }
             var pairs = qk.GetProperty("pair_wise_contributors").EnumerateArray().ToList();
             Assert.NotEmpty(pairs);
+            Assert.All(pairs, p => Assert.NotEqual(0.0, p[2].GetDouble()));   // structural zeros explain nothing
             Assert.All(pairs, p => Assert.True((shown.Contains(p[0].GetString()!) || hidden.Contains(p[0].GetString()!)) && (shown.Contains(p[1].GetString()!) || hidden.Contains(p[1].GetString()!))));
             Assert.True(pairs.Zip(pairs.Skip(1)).All(p => Math.Abs(p.First[2].GetDouble()) >= Math.Abs(p.Second[2].GetDouble())), "pairs are not largest first");
         }
