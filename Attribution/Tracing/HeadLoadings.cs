@@ -65,6 +65,8 @@ public static class HeadLoadings
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(edges);
         if (edges.Count == 0) return [];
+        // Rows per pass as attribution's backward batches take them: a long prompt's replicas, not the work, set the memory.
+        batchSize = AttributionContext.BackwardBatch(batchSize, prompt.NPos);
         var layout = new NodeLayout(prompt.Active.Count, replacement.NLayers, prompt.NPos, targets.Count);
         using var sources = SourceTable.Of(replacement, prompt, layout, [.. edges.Select(e => e.Source).Distinct()], batchSize);
         var results = new EdgeHeads[edges.Count];

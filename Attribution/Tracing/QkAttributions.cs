@@ -136,7 +136,8 @@ public static class QkAttributions
         }, false));
 
         var reads = scores.SelectMany(s => new[] { (s.Layer, s.QueryPosition), (s.Layer, s.KeyPosition) }).Distinct().ToList();
-        var inputs = Propagate(replacement, prompt, fillers, reads, batchSize);   // per read: [fillers, d_model], float64
+        // Rows per pass as attribution's backward batches take them: a long prompt's replicas, not the work, set the memory.
+        var inputs = Propagate(replacement, prompt, fillers, reads, AttributionContext.BackwardBatch(batchSize, prompt.NPos));   // per read: [fillers, d_model], float64
 
         var results = new QkDecomposition[scores.Count];
         for (int i = 0; i < scores.Count; i++)
