@@ -98,8 +98,8 @@ public sealed class LoadedModel : IDisposable
         ActivityProfile.Of(active, positions, Replacement.NLayers, Math.Min(Replacement.SilencedPositions, positions));
 
     /// <summary>The estimated peak memory of a graph of <paramref name="positions"/> tokens with these settings.</summary>
-    public MemoryEstimate EstimateMemory(int positions, AttributionSettings settings, bool tracesAttention = false) =>
-        MemoryEstimate.For(MemoryShape.Of(Replacement, Activity), positions, settings, tracesAttention);
+    public MemoryEstimate EstimateMemory(int positions, AttributionSettings settings, bool tracesAttention = false, bool tracesQk = false) =>
+        MemoryEstimate.For(MemoryShape.Of(Replacement, Activity), positions, settings, tracesAttention, tracesQk);
 
     /// <summary>
     /// Loads what the settings name: a local folder, the hub (by model id, through the HF cache),

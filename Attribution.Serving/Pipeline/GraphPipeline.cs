@@ -87,7 +87,8 @@ public static class GraphPipeline
 
     /// <summary>
     /// QK tracing (docs/algorithm.md §11). The traced nodes: those with a kept link from another
-    /// position, logits first, then by influence, the top qk_top_fraction of them. Each explains
+    /// position, logits first, then by influence, the top qk_top_fraction of them (at most
+    /// <see cref="QkAttributions.MaxScores"/>). Each explains
     /// one score: its strongest such link's top head, at the query position where that head's part
     /// entered and the link source's position as the key. Contributors are the graph's nodes before
     /// pruning (selected features, errors, tokens).
@@ -104,7 +105,8 @@ public static class GraphPipeline
             .Select(g => g.MaxBy(l => Math.Abs(l.Weight)))
             .OrderBy(l => l.Target >= graph.LogitStart ? 0 : 1).ThenBy(l => pruning.CumulativeScores[l.Target])
             .ToList();
-        var traced = strongest.Take((int)Math.Ceiling(request.QkTopFraction * strongest.Count)).Select(l =>
+        int tracedCount = Math.Min(QkAttributions.MaxScores, (int)Math.Ceiling(request.QkTopFraction * strongest.Count));
+        var traced = strongest.Take(tracedCount).Select(l =>
         {
             var loading = heads[(l.Source, l.Target)];
             var (layer, head, _) = loading.Ranked().First();

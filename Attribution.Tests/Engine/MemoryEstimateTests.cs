@@ -37,9 +37,12 @@ public class MemoryEstimateTests
         var plain = MemoryEstimate.For(Mid(), 65, settings);
         var traced = MemoryEstimate.For(Mid(), 65, settings, tracesAttention: true);
         long frozenPass = Term(plain, "frozen pass"), heads = 2L * 12 * 48 * 65 * 8 * 64 * 4, propagation = 49L * 65 * 512 * 4 * (3 * 12 + 1);
-        Assert.Equal(frozenPass + heads + propagation, Term(traced, "attention tracing"));
+        Assert.Equal(2 * (frozenPass + heads + propagation), Term(traced, "attention tracing"));
         Assert.Equal(plain.PeakBytes + Term(traced, "attention tracing"), traced.PeakBytes);
         Assert.DoesNotContain(plain.Terms, t => t.Term == "attention tracing");
+        var qk = MemoryEstimate.For(Mid(), 65, settings, tracesAttention: true, tracesQk: true);
+        Assert.Equal(2L * QkAttributions.MaxScores * (1000 + 13 * 65) * 64 * 4, Term(qk, "qk parts"));
+        Assert.Equal(traced.PeakBytes + Term(qk, "qk parts"), qk.PeakBytes);
     }
 
     [Fact]

@@ -86,7 +86,7 @@ public static class RequestSchema
         "QK attributions: for the most influential nodes, the attention score of the head that carried their strongest link from another position, split into (query node, key node) pair terms and each side's marginals: "
         + "nodes gain qk_tracing_results, contributors outside the graph are listed in qk_only_nodes (docs/algorithm.md §11). Computes head loadings too.");
     public static readonly NumberField QkTopFraction = new("qk_top_fraction", 0.6, 0, 1,
-        "QK tracing: the share of the graph's nodes with a link from another position that are traced, the most influential first (logits first).");
+        "QK tracing: the share of the graph's nodes with a link from another position that are traced, the most influential first (logits first), at most 64.");
     public static readonly IntegerField QkTopK = new("qk_topk", 10, 1, 1000, "QK tracing: how many pair terms, and how many marginals of each side, are kept per traced node.");
     public static readonly IntegerField WaitSeconds = new("wait_seconds", 220, 0, 3600,
         "How long the request waits for the job before answering 202 (also a query parameter; 0 or the header 'Prefer: respond-async': at once). Default: the GRAPH_WAIT_SECONDS setting.");

@@ -68,7 +68,8 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Ter
     private static string Gb(long bytes) => (bytes / 1e9).ToString("F2", CultureInfo.InvariantCulture);
 
     /// <param name="tracesAttention">Head loadings or QK tracing follow attribution (docs/algorithm.md §10–11): their passes are added.</param>
-    public static MemoryEstimate For(MemoryShape shape, int positions, AttributionSettings settings, bool tracesAttention = false)
+    /// <param name="tracesQk">QK tracing too: the parts it keeps of each traced score are added.</param>
+    public static MemoryEstimate For(MemoryShape shape, int positions, AttributionSettings settings, bool tracesAttention = false, bool tracesQk = false)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(settings);
@@ -111,8 +112,13 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Term, long Bytes)> Ter
             // gradients there) and a propagation pass (its inputs, reads and recorded attention inputs).
             long heads = 2L * layers * batch * n * m.NHeads * m.HeadDim * e;
             long propagation = (batch + 1) * n * d * e * (3 * layers + 1);
-            terms.Add(("attention tracing", frozenPass + heads + propagation));
+            // × 2: the measured peaks ran higher than these passes (the links' loadings, tensors of many
+            // shapes that the allocator's kept pages do not all fit): the mid model's 5,000-feature graph
+            // peaked 0.5 GB above the passes' sum (docs/performance.md, "Head loadings and QK tracing").
+            terms.Add(("attention tracing", 2 * (frozenPass + heads + propagation)));
         }
+        // Every listed node's part of both sides of each traced score (at most QkAttributions.MaxScores).
+        if (tracesQk) terms.Add(("qk parts", 2L * QkAttributions.MaxScores * (selected + errorsAndTokens) * m.HeadDim * e));
         return new MemoryEstimate(terms, positions, active, selected);
     }
 }
