@@ -97,8 +97,11 @@ public static class GraphPipeline
         IReadOnlyList<(int Source, int Target, float Weight)> keptLinks, Dictionary<(int Source, int Target), EdgeHeads> heads,
         PreparedPrompt prompt, Func<int, int> inPrompt, GraphRequest request)
     {
-        int PositionOf(int node) => graph.Layout.Locate(node) is { Kind: NodeKind.Feature } place
-            ? (int)graph.Active.Positions[graph.SelectedFeatures[place.Index]] : graph.Layout.Locate(node).Position;
+        int PositionOf(int node) => graph.Layout.Locate(node) switch
+        {
+            { Kind: NodeKind.Feature } place => (int)graph.Active.Positions[graph.SelectedFeatures[place.Index]],
+            var place => place.Position,
+        };
         var strongest = keptLinks
             .Where(l => heads.TryGetValue((l.Source, l.Target), out var h) && PositionOf(l.Source) != PositionOf(l.Target) && h.Ranked().First().Part != 0)
             .GroupBy(l => l.Target)

@@ -196,16 +196,7 @@ public class QkAttributionTests
         long d = replacement.Model.Config.DModel;
         var embeddings = zeros(1, n, d, ScalarType.Float64);
         var writes = Enumerable.Range(0, layers).Select(_ => zeros(1, n, d, ScalarType.Float64)).ToArray();
-        var place = layout.Locate(node);
-        if (place.Kind == NodeKind.Token) embeddings[0, place.Position] = prompt.TokenVectors[place.Position];
-        else if (place.Kind == NodeKind.Error) writes[place.Layer][0, place.Position] = prompt.Errors[place.Layer][place.Position];
-        else
-        {
-            int source = (int)prompt.Active.Layers[node];
-            var (first, _) = prompt.Active.RangeOfLayer(source);
-            var vectors = prompt.ScaledDecoders[source][node - first];
-            for (int w = 0; w < vectors.shape[0]; w++) writes[source + w][0, prompt.Active.Positions[node]] = vectors[w];
-        }
+        NodeVectors.Place(prompt, layout, node, 0, embeddings, writes);
         using var run = new FrozenRun(prompt.Clean, replacement.Transcoders, [.. writes.Select(w => -w)]) { RecordsAttentionInputs = true };
         using (no_grad()) replacement.Model.Forward(prompt.TokenVectors.unsqueeze(0) - embeddings, run);
         return run.AttentionInputs[layer]![0, position].clone();
