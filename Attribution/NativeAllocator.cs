@@ -19,12 +19,15 @@ public static partial class NativeAllocator
     private const string Library = "libjemalloc.so.2";
 
     /// <summary>
-    /// jemalloc's settings unless MALLOC_CONF names others: freed pages stay mapped for reuse. With
+    /// jemalloc's settings unless MALLOC_CONF names others. Freed pages stay mapped for reuse: with
     /// its default decay it hands the pages of a pass's freed tensors back to the system within
-    /// seconds, and the next pass faults them in again: the frozen passes of head loadings and QK
-    /// tracing spent more time in the kernel than computing (docs/performance.md, "Memory").
+    /// seconds, and the next pass faults them in again (the frozen passes of head loadings and QK
+    /// tracing spent more time in the kernel than computing). One arena for every thread: a
+    /// service's activities run on whichever pool thread is free, and with an arena per thread each
+    /// kept its own pages, so every job faulted in new ones and the resident memory climbed from job
+    /// to job (docs/performance.md, "The allocator").
     /// </summary>
-    public const string Settings = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
+    public const string Settings = "narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1";
 
     /// <summary>Where Debian and Ubuntu's libjemalloc2 puts the library, by architecture.</summary>
     private static readonly string[] Folders = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"];

@@ -10,9 +10,10 @@ public static partial class TorchInfo
         $"TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch CUDA available: {torch.cuda.is_available()}, threads: {torch.get_num_threads()}";
 
     /// <summary>
-    /// Returns the memory freed tensors left in the allocator to the system, once a job is over: a
-    /// long-lived service should not keep hundreds of MB of a finished graph's batches. Under
-    /// jemalloc, which keeps freed pages mapped while a job runs (<see cref="NativeAllocator.Settings"/>),
+    /// Returns the memory freed tensors left in the allocator to the system: after a model is loaded,
+    /// after an in-process job, and in the service once its worker has been idle a while (a
+    /// long-lived service should not keep a finished graph's batches, but the next job of a busy one
+    /// reuses them). Under jemalloc, which keeps freed pages mapped (<see cref="NativeAllocator.Settings"/>),
     /// every arena's are purged; under glibc, its heap is trimmed (malloc_trim). It is called between
     /// jobs, never in the hot loop — serving large tensors from fresh mappings instead (mallopt
     /// M_MMAP_THRESHOLD 1 MiB, tried before) made feature rows 2.3× slower on a 12-layer model

@@ -21,7 +21,7 @@ public static class ServiceRegistration
         services.AddSingleton(sp => new HubClient(HubClient.CreateHttpClient(), options.Hub, sp.GetRequiredService<ILoggerFactory>().CreateLogger<HubClient>()));
         services.AddSingleton<ModelHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
-        services.AddSingleton<GpuGate>();
+        services.AddSingleton(_ => new GpuGate());
         services.AddSingleton(new DeliverySlots(options.ActivitySlots));
         services.AddSingleton(new SecretCheck(options.Secret));
 

@@ -10,7 +10,7 @@ public sealed record GraphSummary(PhaseTimings Timings, int ActiveFeatures, int 
 
 /// <summary>
 /// Prompt → Neuronpedia graph JSON, in process: tokenize, attribute (docs/algorithm.md), prune, score and
-/// write (docs/graph-format.md). The CLI and the service's synchronous path call this; the Durable
+/// write (docs/graph-format.md). The CLI calls this (and benchmarks and tests, as the reference); the Durable
 /// orchestration computes the rows in activities and finishes with <see cref="WriteGraph"/>.
 /// </summary>
 public static class GraphPipeline
@@ -23,16 +23,10 @@ public static class GraphPipeline
     public static GraphSummary Generate(LoadedModel model, GraphRequest request, Stream output, IProgress<AttributionProgress>? progress = null, GeneratorInfo? generator = null)
     {
         var tokens = model.Tokenize(request.Prompt);
-        try
-        {
-            using var result = Attributor.Attribute(model.Replacement, tokens, request.Attribution, progress);
-            model.ObserveActivity(result.Graph.Active, tokens.Length);   // later graphs' memory estimates
-            return WriteGraph(model, result.Graph, request, output, result.Timings, generator);
-        }
-        finally
-        {
-            TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
-        }
+        // What the batches freed stays with the process for its next graph (a CLI exits; the service's gate releases it once idle).
+        using var result = Attributor.Attribute(model.Replacement, tokens, request.Attribution, progress);
+        model.ObserveActivity(result.Graph.Active, tokens.Length);   // later graphs' memory estimates
+        return WriteGraph(model, result.Graph, request, output, result.Timings, generator);
     }
 
     /// <summary>Prunes <paramref name="graph"/>, scores it and writes its JSON to <paramref name="output"/>.</summary>

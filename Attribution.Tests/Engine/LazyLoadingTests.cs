@@ -36,7 +36,7 @@ public class LazyLoadingTests(ITestOutputHelper output)
         TorchInfo.ReleaseFreedMemory();   // as LoadedModel does after loading
         long afterLoad = ProcessMemory.ResidentBytes();
         using var result = Attributor.Attribute(replacement, [2, 17, 101, 5, 66, 9, 200, 31], new AttributionSettings { BatchSize = 16, MaxFeatureNodes = 50 });
-        TorchInfo.ReleaseFreedMemory();   // as every host does after a job
+        TorchInfo.ReleaseFreedMemory();   // as the service does once it is idle after a job
         long afterGraph = ProcessMemory.ResidentBytes();
 
         output.WriteLine($"set {fileBytes >> 20} MB; resident growth after load {(afterLoad - before) >> 20} MB, after a graph {(afterGraph - before) >> 20} MB");

@@ -50,17 +50,8 @@ public sealed class ModelApi(ServiceOptions options, ModelHost models, SecretChe
         SteeringResult result;
         try
         {
-            result = await Task.Run(() =>
-            {
-                try
-                {
-                    return Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation);
-                }
-                finally
-                {
-                    Attribution.TorchInfo.ReleaseFreedMemory();
-                }
-            }, cancellation);
+            // Its freed memory stays for the next computation until the worker is idle (GpuGate).
+            result = await Task.Run(() => Steerer.Steer(model.Replacement, tokens, features, generation, vocabulary, cancellation: cancellation), cancellation);
         }
         catch (NonFiniteLogitsException e)
         {

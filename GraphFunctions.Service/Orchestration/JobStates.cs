@@ -136,8 +136,7 @@ public sealed class JobStates(ModelHost models, IWorkspaceStore workspace) : IDi
     public async Task ReleaseRowsAsync(IWorkspaceStore workspace, string jobId)
     {
         await DeleteRowsAsync(workspace, jobId);
-        Forget(jobId);
-        Attribution.TorchInfo.ReleaseFreedMemory();   // the job's batches go back to the system, once
+        Forget(jobId);   // its freed memory stays for the next job until the worker is idle (GpuGate)
     }
 
     /// <summary>Deletes the job's row blocks and queues from the workspace (its request, graph and failure stay).</summary>
