@@ -26,6 +26,12 @@ public static class DurableHosting
     /// <summary>How long a dead process's partitions stay leased before another takes them (the provider's default is 30 s).</summary>
     public static readonly TimeSpan LeaseInterval = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long a taken message stays hidden: a dead process's messages reappear after this (the provider's default is 5 min).</summary>
+    public static readonly TimeSpan ActivityVisibility = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often a running activity's hidden message is hidden again (<see cref="SidecarActivityRepairs"/>).</summary>
+    public static readonly TimeSpan ActivityLockRenewal = TimeSpan.FromSeconds(20);
+
     /// <summary>
     /// The largest gRPC message between the sidecar and the worker or client (gRPC's default is 4 MiB).
     /// An orchestration's work item carries its whole history: one small record per activity of a
@@ -50,9 +56,8 @@ public static class DurableHosting
             LeaseInterval = LeaseInterval,
             LeaseRenewInterval = TimeSpan.FromSeconds(3),
             LeaseAcquireInterval = TimeSpan.FromSeconds(2),
-            // A message a dead process had taken reappears after this (the provider's default is 5 min).
-            WorkItemQueueVisibilityTimeout = TimeSpan.FromMinutes(1),
-            ControlQueueVisibilityTimeout = TimeSpan.FromMinutes(1),
+            WorkItemQueueVisibilityTimeout = ActivityVisibility,
+            ControlQueueVisibilityTimeout = ActivityVisibility,
             LoggerFactory = sp.GetRequiredService<ILoggerFactory>(),
         }));
         // Before the worker (hosted services start in order): the sidecar it connects to.
@@ -89,7 +94,7 @@ public static class DurableHosting
                 grpc.MaxReceiveMessageSize = MaxMessageBytes;
                 grpc.MaxSendMessageSize = MaxMessageBytes;
             });
-            builder.Services.AddSingleton<IOrchestrationService>(new ForgetfulActivityAbandon(provider, loggers.CreateLogger<ForgetfulActivityAbandon>()));
+            builder.Services.AddSingleton<IOrchestrationService>(new SidecarActivityRepairs(provider, loggers.CreateLogger<SidecarActivityRepairs>(), TimeProvider.System, ActivityLockRenewal));
             builder.Services.AddSingleton<IOrchestrationServiceClient>(provider);
             builder.Services.AddSingleton<TaskHubGrpcServer>();
             sidecar = builder.Build();

@@ -190,7 +190,7 @@ public sealed class FaultTests : IDisposable
         await using var service = await LocalService.StartAsync(
             tasks: registry => GraphOrchestrationTests.RegisterReplacing<FeatureRowsActivity, GatedFeatureRows>(registry),
             settings: new Dictionary<string, string?> { ["DURABLE_STORAGE"] = "azure-storage", ["DURABLE_TASK_HUB"] = taskHub, ["BATCHES_PER_ACTIVITY"] = "4" });
-        int forgottenBefore = GraphFunctions.LocalHost.ForgetfulActivityAbandon.Forgotten;
+        int forgottenBefore = GraphFunctions.LocalHost.SidecarActivityRepairs.Forgotten;
         using (var started = await service.Http.PostAsync("/generate-graph?wait_seconds=0", LocalService.Json(Body("held")))) Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         for (var deadline = DateTime.UtcNow + JobLimit; GatedFeatureRows.Started == 0 && DateTime.UtcNow < deadline;) await Task.Delay(100);
         Assert.True(GatedFeatureRows.Started > 0, "no feature-rows activity started");
@@ -201,7 +201,7 @@ public sealed class FaultTests : IDisposable
             await Task.Delay(TimeSpan.FromSeconds(60));   // longer than the storage client's retries
         }
         // The fault happened: completing (and then abandoning) a work item failed, and the item was let go.
-        Assert.True(GraphFunctions.LocalHost.ForgetfulActivityAbandon.Forgotten > forgottenBefore, "no activity work item failed to settle during the outage");
+        Assert.True(GraphFunctions.LocalHost.SidecarActivityRepairs.Forgotten > forgottenBefore, "no activity work item failed to settle during the outage");
         using var timeout = new CancellationTokenSource(JobLimit);
         var finished = await service.Durable.WaitForInstanceCompletionAsync("held", timeout.Token);
         Assert.Equal(Microsoft.DurableTask.Client.OrchestrationRuntimeStatus.Completed, finished.RuntimeStatus);
@@ -210,8 +210,8 @@ public sealed class FaultTests : IDisposable
     [Fact]
     public void The_pinned_storage_provider_has_the_table_the_outage_repair_needs()
     {
-        // Upgrading DurableTask.AzureStorage must keep (or make unnecessary) ForgetfulActivityAbandon.
-        Assert.True(GraphFunctions.LocalHost.ForgetfulActivityAbandon.Available);
+        // Upgrading DurableTask.AzureStorage must keep (or make unnecessary) SidecarActivityRepairs.
+        Assert.True(GraphFunctions.LocalHost.SidecarActivityRepairs.Available);
     }
 
     [Fact]
