@@ -12,8 +12,8 @@ public static partial class TorchInfo
     /// <summary>
     /// Returns the memory freed tensors left in the allocator to the system: after a model is loaded,
     /// and in the service once its worker has been idle a while (a long-lived service should not
-    /// keep a finished graph's batches, but the next job of a busy one reuses them). Under jemalloc, which keeps freed pages mapped (<see cref="NativeAllocator.Settings"/>),
-    /// every arena's are purged; under glibc, its heap is trimmed (malloc_trim). It is called between
+    /// keep a finished graph's batches, but the next job of a busy one reuses them). Under jemalloc,
+    /// which keeps freed pages mapped (<see cref="NativeAllocator.Settings"/>), every arena's are purged; under glibc, its heap is trimmed (malloc_trim). It is called between
     /// jobs, never in the hot loop — serving large tensors from fresh mappings instead (mallopt
     /// M_MMAP_THRESHOLD 1 MiB, tried before) made feature rows 2.3× slower on a 12-layer model
     /// (a page fault per touched page of every new tensor).

@@ -75,7 +75,7 @@ internal static class ScaleBenchmark
             foreach (int features in featureGrid)
             {
                 var request = new GraphRequest { Prompt = prompt, Slug = "scale", MaxFeatureNodes = features, BatchSize = batch };
-                var estimate = model.EstimateMemory(tokens, request.Attribution);
+                var estimate = request.EstimateMemory(model, tokens);
                 // As the service would: a cell that cannot fit this machine is not run.
                 if (MemoryLimit.Resolve(null, "this machine", device)?.Refusal(estimate) is { } tooLarge)
                 {

@@ -84,7 +84,7 @@ internal static class GraphCommand
                 }
                 request = request with { Targets = targets };
             }
-            var estimate = loaded.EstimateMemory(loaded.Tokenize(request.Prompt).Length, request.Attribution, request.TracesAttention, request.QkTracing);
+            var estimate = request.EstimateMemory(loaded, loaded.Tokenize(request.Prompt).Length);
             Console.WriteLine($"estimated peak memory: {estimate.Describe()}");
             if (MemoryLimit.Resolve(parse.GetValue(memoryLimit), "--memory-limit-gb", settings.Device)?.Refusal(estimate) is { } tooLarge)
             {

@@ -26,8 +26,8 @@ public static class DurableHosting
     /// <summary>How long a dead process's partitions stay leased before another takes them (the provider's default is 30 s).</summary>
     public static readonly TimeSpan LeaseInterval = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a taken message stays hidden: a dead process's messages reappear after this (the provider's default is 5 min).</summary>
-    public static readonly TimeSpan ActivityVisibility = TimeSpan.FromMinutes(1);
+    /// <summary>How long a taken queue message stays hidden (work items and control): a dead process's messages reappear after this (the provider's default is 5 min).</summary>
+    public static readonly TimeSpan MessageVisibility = TimeSpan.FromMinutes(1);
 
     /// <summary>How often a running activity's hidden message is hidden again (<see cref="SidecarActivityRepairs"/>).</summary>
     public static readonly TimeSpan ActivityLockRenewal = TimeSpan.FromSeconds(20);
@@ -56,8 +56,8 @@ public static class DurableHosting
             LeaseInterval = LeaseInterval,
             LeaseRenewInterval = TimeSpan.FromSeconds(3),
             LeaseAcquireInterval = TimeSpan.FromSeconds(2),
-            WorkItemQueueVisibilityTimeout = ActivityVisibility,
-            ControlQueueVisibilityTimeout = ActivityVisibility,
+            WorkItemQueueVisibilityTimeout = MessageVisibility,
+            ControlQueueVisibilityTimeout = MessageVisibility,
             LoggerFactory = sp.GetRequiredService<ILoggerFactory>(),
         }));
         // Before the worker (hosted services start in order): the sidecar it connects to.

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 /// work items.
 /// <para>
 /// <b>Locks are renewed.</b> A taken activity message stays hidden for the provider's visibility
-/// timeout (<see cref="DurableHosting.ActivityVisibility"/>); Durable's own dispatcher renews it while
+/// timeout (<see cref="DurableHosting.MessageVisibility"/>); Durable's own dispatcher renews it while
 /// the activity runs, the sidecar's does not. An activity that ran or waited for the accelerator
 /// longer than that was taken again and ran a second time after the first had finished: a
 /// 2,048-token graph's three feature-rows activities ran six times (docs/performance.md, "The

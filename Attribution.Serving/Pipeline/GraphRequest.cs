@@ -1,5 +1,6 @@
 namespace Attribution.Pipeline;
 
+using Attribution.Loading;
 using Attribution.Requests;
 using Attribution.Tracing;
 
@@ -29,6 +30,13 @@ public sealed record GraphRequest
     public bool TracesAttention => HeadLoadings || QkTracing;
 
     public int QkTopK { get; init; } = RequestSchema.QkTopK.DefaultValue;
+
+    /// <summary>This request's estimated peak memory on <paramref name="model"/> for a prompt of <paramref name="positions"/> tokens: the one place that says which of its options add terms.</summary>
+    public MemoryEstimate EstimateMemory(LoadedModel model, int positions)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.EstimateMemory(positions, Attribution, TracesAttention, QkTracing);
+    }
 
     /// <summary>The attribution targets asked for (token ids, resolved by <see cref="TargetResolution"/>); null: the salient logits.</summary>
     public IReadOnlyList<TargetRequest>? Targets { get; init; }

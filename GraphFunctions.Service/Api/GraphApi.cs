@@ -76,7 +76,7 @@ public sealed partial class GraphApi(ServiceOptions options, ModelHost models, S
         if (!fields.Valid) return ApiResults.BadRequest(fields.ErrorMessage);
 
         // Before any work: a job that cannot fit is refused with its estimate, not run out of memory.
-        var estimate = model.EstimateMemory(tokens!.Length, graphRequest.Attribution, graphRequest.TracesAttention, graphRequest.QkTracing).With("service host", ServiceHostBytes);
+        var estimate = graphRequest.EstimateMemory(model, tokens!.Length).With("service host", ServiceHostBytes);
         if (options.MemoryLimit?.Refusal(estimate) is { } tooLarge) return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, tooLarge);
 
         var job = new GraphJob(graphRequest.Slug, graphRequest, tokens, signedUrl, compress, toBlob, options.BatchesPerActivity, RunId: Guid.NewGuid().ToString("N"),
